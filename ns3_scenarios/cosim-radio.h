@@ -1,0 +1,94 @@
+// The interface every radio of the scenario implements (`--radio=lte`, `--radio=ideal-fdma`).
+// The scenario owns nodes, mobility and the bridge; a radio owns devices, channel and traffic.
+#ifndef COSIM_RADIO_H
+#define COSIM_RADIO_H
+
+#include "cosim-messages.h"
+
+#include "ns3/node-container.h"
+#include "ns3/nstime.h"
+#include "ns3/propagation-loss-model.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cosim
+{
+
+/// Every physical knob of the scenario; filled from CommandLine arguments in main().
+struct ScenarioParams
+{
+    uint32_t devices{10};
+    std::string radio{"ideal-fdma"};      ///< lte | ideal-fdma
+    std::string propagation{"uma"};       ///< uma | umi | log-distance
+    bool shadowing{true};                 ///< 3GPP shadowing / log-normal for log-distance
+    double shadowingSigmaDb{8.0};         ///< log-distance only (3GPP models use their own)
+    std::string fading{"rayleigh"};       ///< rayleigh | nakagami | none
+    double nakagamiM{1.0};                ///< Nakagami m (fading=nakagami)
+    double frequencyHz{2.1e9};            ///< uplink carrier
+    double bandwidthHz{20e6};             ///< total uplink bandwidth B
+    double ueTxPowerDbm{23.0};            ///< device transmit power
+    double bsTxPowerDbm{46.0};            ///< base station transmit power (whole band)
+    double bsNoiseFigureDb{5.0};
+    double ueNoiseFigureDb{9.0};
+    double bsHeightM{25.0};
+    double ueHeightM{1.5};
+    uint32_t packetBytes{1400};           ///< application payload per packet
+};
+
+/// What the base station measured of one device (the rest of ReportRecord is filled by main).
+struct ChannelMeasurement
+{
+    double snrDb;
+    double sinrDb;
+    double rxPowerDbm;
+    uint32_t servingCell;
+};
+
+class CosimRadio
+{
+  public:
+    virtual ~CosimRadio() = default;
+
+    /// Create devices, channel, stacks and applications on the base station and the devices.
+    /// Mobility is already installed on every node.
+    virtual void Install(const ScenarioParams& params,
+                         ns3::NodeContainer bs,
+                         ns3::NodeContainer ues) = 0;
+
+    /// Simulated time to run before the first report (attachment, first SRS, ...).
+    virtual ns3::Time WarmUp() const
+    {
+        return ns3::Seconds(0);
+    }
+
+    /// Measure the uplink channel of every device as the base station sees it. May advance the
+    /// simulator a little (sounding signals); returns one entry per device.
+    virtual std::vector<ChannelMeasurement> Measure() = 0;
+
+    /// Enact one round: each scheduled device starts its uplink after compute_time_s, the server
+    /// answers after server_time_s, and the simulator runs until every scheduled device finished
+    /// its downlink or the deadline passed. Fills the outcome header and one record per device.
+    virtual void Execute(const PlanHeader& plan,
+                         const PlanRecord* records,
+                         OutcomeHeader& outcome,
+                         OutcomeRecord* outcomes) = 0;
+
+    /// Noise power spectral density at the base station incl. its noise figure (dBm/Hz).
+    double NoisePsdDbmHz(const ScenarioParams& p) const
+    {
+        return -174.0 + p.bsNoiseFigureDb;
+    }
+};
+
+std::unique_ptr<CosimRadio> MakeLteRadio();
+std::unique_ptr<CosimRadio> MakeIdealFdmaRadio();
+
+/// The large-scale + fast-fading propagation chain selected by the parameters, shared by both
+/// radios so the same flags mean the same channel. ns-3 adds fading at the end of the chain.
+ns3::Ptr<ns3::PropagationLossModel> MakePropagationLoss(const ScenarioParams& params);
+
+} // namespace cosim
+
+#endif // COSIM_RADIO_H
