@@ -66,6 +66,7 @@ COMMANDS = {
     "CMD_REPORT": 1,  # measure every device's channel, fill ReportHeader + ReportRecord[]
     "CMD_EXECUTE": 2,  # enact PlanHeader + PlanRecord[], fill OutcomeHeader + OutcomeRecord[]
     "CMD_SHUTDOWN": 3,  # finish (FlowMonitor XML etc.) and exit 0
+    "CMD_ECHO": 4,  # no simulation: read the plan, write the report region (bridge benchmark)
 }
 STATUSES = {
     "STATUS_OK": 0,

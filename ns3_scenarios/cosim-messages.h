@@ -18,6 +18,7 @@ constexpr uint32_t CMD_NONE = 0;
 constexpr uint32_t CMD_REPORT = 1;
 constexpr uint32_t CMD_EXECUTE = 2;
 constexpr uint32_t CMD_SHUTDOWN = 3;
+constexpr uint32_t CMD_ECHO = 4;
 constexpr uint32_t STATUS_OK = 0;
 constexpr uint32_t STATUS_ERROR = 1;
 constexpr uint32_t STATUS_READY = 2;

@@ -101,6 +101,20 @@ RunBridge(const std::string& shm, double idleTimeoutS, CosimRadio& radio, const 
                 round = plan.round_index + 1;
                 bridge.Reply(STATUS_OK);
             }
+            else if (cmd == CMD_ECHO)
+            {
+                // Touch the whole plan and rewrite the whole report: the bridge's own cost.
+                const PlanRecord* plan = bridge.PlanRecords();
+                ReportRecord* report = bridge.ReportRecords();
+                for (uint32_t k = 0; k < bridge.Plan().num_devices; ++k)
+                {
+                    report[k] = ReportRecord{};
+                    report[k].device_id = plan[k].device_id;
+                    report[k].snr_db = plan[k].bandwidth_share;
+                }
+                bridge.Report().num_devices = bridge.Plan().num_devices;
+                bridge.Reply(STATUS_OK);
+            }
             else if (cmd == CMD_SHUTDOWN)
             {
                 bridge.Reply(STATUS_OK);

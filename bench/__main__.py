@@ -1,0 +1,171 @@
+"""Benchmarks, all measured side by side in one run: `make bench` (or `python -m bench`).
+
+1. Bridge round trip: a K=100 plan out, a K=100 report back, over our shared memory (the real
+   compiled scenario answering CMD_ECHO) vs pyzmq ipc:// REQ/REP with the same bytes.
+2. CPU burnt by the waiting side while its peer is busy for about a second.
+3. ns-3 CPU seconds per simulated round vs K, on both radios, fixed payload per device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from cosim import layout
+from cosim.messages import RoundPlan
+from cosim.scenario import ScenarioConfig
+from cosim.simulation import Ns3Simulation, scenario_binary
+
+ZMQ_PEER = """
+import sys, zmq
+ctx = zmq.Context(); s = ctx.socket(zmq.REP); s.bind(sys.argv[1])
+reply = bytes(int(sys.argv[2]))
+while True:
+    msg = s.recv()
+    if msg == b"stop":
+        s.send(b""); break
+    s.send(reply)
+"""
+
+
+def _percentiles(samples_s: list[float]) -> tuple[float, float]:
+    us = np.asarray(samples_s) * 1e6
+    return float(np.percentile(us, 50)), float(np.percentile(us, 99))
+
+
+def bench_round_trip(k: int, n: int) -> None:
+    plan = RoundPlan.equal_shares(0, np.ones(k, bool), 1000, 1000, deadline_s=1.0)
+    plan_bytes = layout.PLAN_HEADER.dtype.itemsize + k * layout.PLAN_RECORD.dtype.itemsize
+    report_bytes = layout.REPORT_HEADER.dtype.itemsize + k * layout.REPORT_RECORD.dtype.itemsize
+
+    shm = []
+    with Ns3Simulation(ScenarioConfig(devices=k, mobility="constant")) as sim:
+        for _ in range(200):
+            sim.echo(plan)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            sim.echo(plan)
+            shm.append(time.perf_counter() - t0)
+
+    import zmq
+
+    path = f"ipc:///tmp/cosim-bench-{os.getpid()}.ipc"
+    peer = subprocess.Popen([sys.executable, "-c", ZMQ_PEER, path, str(report_bytes)])
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REQ)
+    sock.connect(path)
+    payload = np.zeros(plan_bytes, np.uint8)
+    zq = []
+    try:
+        for i in range(200 + n):
+            t0 = time.perf_counter()
+            payload[:8] = i % 256
+            sock.send(payload.tobytes())
+            np.frombuffer(sock.recv(), np.uint8).copy()
+            if i >= 200:
+                zq.append(time.perf_counter() - t0)
+        sock.send(b"stop")
+        sock.recv()
+    finally:
+        peer.wait(timeout=10)
+        sock.close()
+        ctx.term()
+        if os.path.exists(path[len("ipc://"):]):
+            os.unlink(path[len("ipc://"):])
+    s50, s99 = _percentiles(shm)
+    z50, z99 = _percentiles(zq)
+    print(f"\n## 1. Round trip, K={k} plan ({plan_bytes} B) out + report ({report_bytes} B) back, "
+          f"{n} exchanges")
+    print(f"{'transport':<22}{'p50_us':>10}{'p99_us':>10}")
+    print(f"{'shared memory (ours)':<22}{s50:>10.1f}{s99:>10.1f}")
+    print(f"{'pyzmq ipc:// REQ/REP':<22}{z50:>10.1f}{z99:>10.1f}")
+    print(f"ratio ours/pyzmq: p50 {s50 / z50:.2f}, p99 {s99 / z99:.2f}  (goal p50 <= 0.33)")
+
+
+def _proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_idle_cpu() -> None:
+    print("\n## 2. CPU burnt by the waiting side")
+    cfg = ScenarioConfig(devices=20, mobility="constant")
+    with Ns3Simulation(cfg) as sim:
+        sim.channel_report()
+        # Python waits while ns-3 simulates a round
+        plan = RoundPlan.equal_shares(0, np.ones(20, bool), 4_000_000, 100_000, deadline_s=30.0)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        sim.execute(plan)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        print(f"Python waiting for ns-3 ({wall:.2f} s wall): {100 * cpu / wall:.2f}% of a core")
+        # ns-3 waits while Python computes for 1 s
+        before = _proc_cpu_s(sim.pid)
+        end = time.perf_counter() + 1.0
+        x = 0
+        while time.perf_counter() < end:
+            x += 1
+        burnt = _proc_cpu_s(sim.pid) - before
+        print(f"ns-3 waiting for Python (1.00 s busy): {100 * burnt:.2f}% of a core "
+              f"(clock tick {1000 / os.sysconf('SC_CLK_TCK'):.0f} ms)  (goal < 5%)")
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _standalone_cpu(radio: str, k: int, rounds: int, payload: int) -> float:
+    binary = scenario_binary()
+    args = [str(binary), f"--radio={radio}", f"--devices={k}", f"--rounds={rounds}",
+            f"--payloadBytes={payload}", "--deadline=10", "--mobility=random-walk"]
+    before = _children_cpu()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return _children_cpu() - before
+
+
+def bench_ns3_scaling(radios: list[str], ks: list[int], payload: int) -> None:
+    print(f"\n## 3. ns-3 CPU seconds per simulated round (all devices, equal shares, "
+          f"{payload / 1e6:g} MB up and down each, deadline 10 s)")
+    print(f"{'radio':<12}{'K':>6}{'cpu_s_per_round':>18}{'per_device_ms':>16}")
+    for radio in radios:
+        costs = []
+        for k in ks:
+            # one round minus zero rounds of work would still include set-up: difference of 1 and 3
+            c1 = _standalone_cpu(radio, k, 1, payload)
+            c3 = _standalone_cpu(radio, k, 3, payload)
+            per_round = max((c3 - c1) / 2, 1e-9)
+            costs.append(per_round)
+            print(f"{radio:<12}{k:>6}{per_round:>18.3f}{1000 * per_round / k:>16.2f}")
+        slope = np.polyfit(np.log(ks), np.log(costs), 1)[0]
+        print(f"{radio}: cost grows as K^{slope:.2f} (goal: exponent <= 1)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--exchanges", type=int, default=10_000, help="round trips per transport")
+    ap.add_argument("--k", type=int, default=100, help="devices in the round-trip messages")
+    ap.add_argument("--scaling-k", default="10,50,100,200", help="K values for ns-3 scaling")
+    ap.add_argument("--radios", default="ideal-fdma,lte", help="radios for ns-3 scaling")
+    ap.add_argument("--payload", type=int, default=300_000, help="bytes per device each way")
+    ap.add_argument("--only", choices=["roundtrip", "idle", "scaling"], help="run one part")
+    a = ap.parse_args(argv)
+    print(f"# cosim benchmarks on {os.cpu_count()} cores")
+    if a.only in (None, "roundtrip"):
+        bench_round_trip(a.k, a.exchanges)
+    if a.only in (None, "idle"):
+        bench_idle_cpu()
+    if a.only in (None, "scaling"):
+        bench_ns3_scaling(a.radios.split(","), [int(k) for k in a.scaling_k.split(",")], a.payload)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

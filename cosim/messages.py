@@ -1,0 +1,156 @@
+"""Typed Python views of what crosses the bridge each round.
+
+Each object holds a copy of the records as a numpy structured array (field names carry units)
+and turns into a tidy pandas DataFrame with ``to_frame()``: one row per device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ChannelReport:
+    """What the base station measured of every device at the start of a round."""
+
+    round_index: int
+    sim_time_s: float
+    bandwidth_hz: float
+    noise_psd_dbm_hz: float
+    records: np.ndarray  # layout.REPORT_RECORD.dtype, one per device
+
+    @property
+    def snr_db(self) -> np.ndarray:
+        return self.records["snr_db"]
+
+    def to_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.records)
+        df.insert(0, "round", self.round_index)
+        df.insert(1, "sim_time_s", self.sim_time_s)
+        return df
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What each device does this round; validated at construction."""
+
+    round_index: int
+    scheduled: np.ndarray  # bool, one per device
+    bandwidth_share: np.ndarray  # b_k in [0, 1]
+    uplink_bytes: np.ndarray  # int
+    downlink_bytes: np.ndarray  # int
+    compute_time_s: np.ndarray  # device computation before its uplink
+    deadline_s: float
+    server_time_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        k = len(self.scheduled)
+        cols = {
+            "scheduled": np.asarray(self.scheduled, dtype=bool),
+            "bandwidth_share": np.asarray(self.bandwidth_share, dtype=float),
+            "uplink_bytes": np.asarray(self.uplink_bytes, dtype=np.int64),
+            "downlink_bytes": np.asarray(self.downlink_bytes, dtype=np.int64),
+            "compute_time_s": np.asarray(self.compute_time_s, dtype=float),
+        }
+        for name, arr in cols.items():
+            if arr.shape != (k,):
+                raise ValueError(f"plan.{name} has shape {arr.shape}, expected ({k},)")
+            object.__setattr__(self, name, arr)
+        b = cols["bandwidth_share"]
+        if not np.all(np.isfinite(b)) or np.any(b < 0) or np.any(b > 1):
+            raise ValueError("plan.bandwidth_share must be finite and in [0, 1]")
+        total = float(b[cols["scheduled"]].sum())
+        if total > 1 + 1e-9:
+            raise ValueError(f"plan.bandwidth_share of scheduled devices sums to {total:.6f} > 1")
+        if np.any(cols["scheduled"] & (b <= 0)):
+            bad = np.flatnonzero(cols["scheduled"] & (b <= 0)).tolist()
+            raise ValueError(f"plan schedules devices {bad} with a zero bandwidth share")
+        if np.any(cols["uplink_bytes"] < 0) or np.any(cols["downlink_bytes"] < 0):
+            raise ValueError("plan payload bytes must be >= 0")
+        ct = cols["compute_time_s"]
+        if not np.all(np.isfinite(ct)) or np.any(ct < 0):
+            raise ValueError("plan.compute_time_s must be finite and >= 0")
+        if not (np.isfinite(self.deadline_s) and self.deadline_s > 0):
+            raise ValueError(f"plan.deadline_s={self.deadline_s!r} must be > 0")
+        if not (np.isfinite(self.server_time_s) and self.server_time_s >= 0):
+            raise ValueError(f"plan.server_time_s={self.server_time_s!r} must be >= 0")
+
+    @classmethod
+    def equal_shares(cls, round_index: int, scheduled, uplink_bytes, downlink_bytes,
+                     deadline_s: float, compute_time_s=0.0, server_time_s: float = 0.0) -> RoundPlan:
+        """The simplest plan: the scheduled devices split the band equally."""
+        scheduled = np.asarray(scheduled, dtype=bool)
+        k = len(scheduled)
+        n = max(int(scheduled.sum()), 1)
+        return cls(round_index, scheduled, np.where(scheduled, 1.0 / n, 0.0),
+                   np.broadcast_to(uplink_bytes, (k,)), np.broadcast_to(downlink_bytes, (k,)),
+                   np.broadcast_to(compute_time_s, (k,)), deadline_s, server_time_s)
+
+    @property
+    def num_devices(self) -> int:
+        return len(self.scheduled)
+
+    def write(self, header: np.void, records: np.ndarray) -> None:
+        """Fill the plan regions of the segment."""
+        k = self.num_devices
+        header["round_index"] = self.round_index
+        header["num_devices"] = k
+        header["deadline_s"] = self.deadline_s
+        header["server_time_s"] = self.server_time_s
+        r = records[:k]
+        r["device_id"] = np.arange(k)
+        r["scheduled"] = self.scheduled
+        r["bandwidth_share"] = np.where(self.scheduled, self.bandwidth_share, 0.0)
+        r["uplink_bytes"] = np.where(self.scheduled, self.uplink_bytes, 0)
+        r["downlink_bytes"] = np.where(self.scheduled, self.downlink_bytes, 0)
+        r["compute_time_s"] = self.compute_time_s
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "round": self.round_index,
+            "device_id": np.arange(self.num_devices),
+            "scheduled": self.scheduled,
+            "bandwidth_share": self.bandwidth_share,
+            "uplink_bytes": self.uplink_bytes,
+            "downlink_bytes": self.downlink_bytes,
+            "compute_time_s": self.compute_time_s,
+        })
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What the simulated network did for every device in one round."""
+
+    round_index: int
+    round_start_s: float
+    round_duration_s: float
+    records: np.ndarray  # layout.OUTCOME_RECORD.dtype, one per device
+
+    @property
+    def delivered(self) -> np.ndarray:
+        """Devices whose uplink and downlink both finished by the deadline."""
+        return self.records["deadline_met"].astype(bool)
+
+    def to_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.records)
+        for col in ("scheduled", "deadline_met"):
+            df[col] = df[col].astype(bool)
+        df.insert(0, "round", self.round_index)
+        return df
+
+
+def read_report(header: np.void, records: np.ndarray) -> ChannelReport:
+    k = int(header["num_devices"])
+    return ChannelReport(int(header["round_index"]), float(header["sim_time_s"]),
+                         float(header["bandwidth_hz"]), float(header["noise_psd_dbm_hz"]),
+                         records[:k].copy())
+
+
+def read_outcome(header: np.void, records: np.ndarray) -> RoundOutcome:
+    k = int(header["num_devices"])
+    return RoundOutcome(int(header["round_index"]), float(header["round_start_s"]),
+                        float(header["round_duration_s"]), records[:k].copy())
+

@@ -1,0 +1,117 @@
+"""Typed description of the ns-3 scenario, validated at construction, turned into its flags."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+RADIOS = ("lte", "ideal-fdma")
+MOBILITY = ("constant", "random-walk", "random-waypoint", "gauss-markov", "ns2")
+PROPAGATION = ("uma", "umi", "log-distance")
+FADING = ("rayleigh", "nakagami", "none")
+LTE_BANDWIDTHS_HZ = (1.4e6, 3e6, 5e6, 10e6, 15e6, 20e6)
+
+
+class ConfigError(ValueError):
+    """An invalid setting: the message names the key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """Every knob of ``cosim-scenario``; field names carry units, defaults follow DESIGN.md."""
+
+    devices: int = 10
+    radio: str = "ideal-fdma"
+    mobility: str = "random-walk"
+    trace_file: Path | None = None
+    cell_radius_m: float = 250.0
+    min_distance_m: float = 10.0
+    speed_min_mps: float = 0.5
+    speed_max_mps: float = 1.5
+    propagation: str = "uma"
+    shadowing: bool = True
+    shadowing_sigma_db: float = 8.0
+    fading: str = "rayleigh"
+    nakagami_m: float = 1.0
+    frequency_hz: float = 2.1e9
+    bandwidth_hz: float = 20e6
+    ue_tx_power_dbm: float = 23.0
+    bs_tx_power_dbm: float = 46.0
+    bs_noise_figure_db: float = 5.0
+    ue_noise_figure_db: float = 9.0
+    bs_height_m: float = 25.0
+    ue_height_m: float = 1.5
+    packet_bytes: int = 1400
+    rng_seed: int = 1
+    rng_run: int = 1
+    flow_monitor_xml: Path | None = None
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, key: str, allowed: str) -> None:
+            if not ok:
+                raise ConfigError(f"scenario.{key}={getattr(self, key)!r} is invalid: {allowed}")
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"scenario.{f.name}={value!r} is invalid: must be a finite number")
+        need(isinstance(self.devices, int) and 1 <= self.devices <= 10_000, "devices",
+             "an integer from 1 to 10000")
+        need(self.radio in RADIOS, "radio", f"one of {', '.join(RADIOS)}")
+        need(self.mobility in MOBILITY, "mobility", f"one of {', '.join(MOBILITY)}")
+        need(self.propagation in PROPAGATION, "propagation", f"one of {', '.join(PROPAGATION)}")
+        need(self.fading in FADING, "fading", f"one of {', '.join(FADING)}")
+        need(self.cell_radius_m > 0, "cell_radius_m", "must be > 0")
+        need(0 <= self.min_distance_m < self.cell_radius_m, "min_distance_m",
+             "must be >= 0 and below cell_radius_m")
+        need(0 <= self.speed_min_mps <= self.speed_max_mps, "speed_min_mps",
+             "must be >= 0 and <= speed_max_mps")
+        need(self.nakagami_m >= 0.5, "nakagami_m", "must be >= 0.5")
+        need(self.frequency_hz > 0, "frequency_hz", "must be > 0")
+        need(self.bandwidth_hz > 0, "bandwidth_hz", "must be > 0")
+        if self.radio == "lte":
+            need(any(abs(self.bandwidth_hz - b) < 1 for b in LTE_BANDWIDTHS_HZ), "bandwidth_hz",
+                 "LTE supports 1.4, 3, 5, 10, 15 or 20 MHz")
+        need(self.packet_bytes >= 64, "packet_bytes", "must be >= 64")
+        need(self.rng_seed >= 1, "rng_seed", "must be >= 1")
+        need(self.rng_run >= 1, "rng_run", "must be >= 1")
+        if self.mobility == "ns2":
+            need(self.trace_file is not None, "trace_file", "an ns-2 trace is needed for mobility=ns2")
+            need(Path(self.trace_file).is_file(), "trace_file", "file does not exist")
+
+    def to_args(self) -> list[str]:
+        """Command-line flags of ``cosim-scenario`` for this configuration."""
+        flags = {
+            "devices": self.devices,
+            "radio": self.radio,
+            "mobility": self.mobility,
+            "cellRadius": self.cell_radius_m,
+            "minDistance": self.min_distance_m,
+            "speedMin": self.speed_min_mps,
+            "speedMax": self.speed_max_mps,
+            "propagation": self.propagation,
+            "shadowing": "true" if self.shadowing else "false",
+            "shadowingSigma": self.shadowing_sigma_db,
+            "fading": self.fading,
+            "nakagamiM": self.nakagami_m,
+            "frequency": self.frequency_hz,
+            "bandwidth": self.bandwidth_hz,
+            "ueTxPower": self.ue_tx_power_dbm,
+            "bsTxPower": self.bs_tx_power_dbm,
+            "bsNoiseFigure": self.bs_noise_figure_db,
+            "ueNoiseFigure": self.ue_noise_figure_db,
+            "bsHeight": self.bs_height_m,
+            "ueHeight": self.ue_height_m,
+            "packetBytes": self.packet_bytes,
+            "RngSeed": self.rng_seed,
+            "RngRun": self.rng_run,
+        }
+        if self.trace_file is not None:
+            flags["traceFile"] = Path(self.trace_file).resolve()
+        if self.flow_monitor_xml is not None:
+            flags["flowMonitor"] = Path(self.flow_monitor_xml).resolve()
+        return [f"--{k}={v!r}" if isinstance(v, float) else f"--{k}={v}" for k, v in flags.items()]
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

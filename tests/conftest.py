@@ -1,0 +1,40 @@
+"""Shared fixtures. Integration tests run the real compiled ns-3 scenario (built by `make test`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosim import bridge
+from cosim.simulation import scenario_binary
+
+
+@pytest.fixture(scope="session")
+def ns3_binary() -> Path:
+    """The compiled scenario; missing means a broken build, so this fails rather than skips."""
+    return scenario_binary()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_segments():
+    """Every test must leave /dev/shm as it found it."""
+    before = {s.name for s in bridge.list_segments()}
+    yield
+    after = {s.name for s in bridge.list_segments()}
+    leaked = after - before
+    for name in leaked:
+        (bridge.SHM_DIR / name).unlink(missing_ok=True)
+    assert not leaked, f"segments left behind: {sorted(leaked)}"
+
+
+def write_trace(path: Path, positions: dict[int, tuple[float, float]],
+                moves: list[tuple[float, int, float, float, float]] = ()) -> Path:
+    """An ns-2 mobility trace: initial positions, then `(t, node, x, y, speed)` setdest moves."""
+    lines = []
+    for node, (x, y) in positions.items():
+        lines += [f"$node_({node}) set X_ {x}", f"$node_({node}) set Y_ {y}",
+                  f"$node_({node}) set Z_ 1.5"]
+    lines += [f'$ns_ at {t} "$node_({n}) setdest {x} {y} {v}"' for t, n, x, y, v in moves]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,34 @@
+"""The `cosim` command's own behaviour (the simulator runs in the ns-3 tests)."""
+
+from typer.testing import CliRunner
+
+from cosim import bridge
+from cosim.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "simulate" in result.output and "shm" in result.output
+
+
+def test_shm_list_and_clean_show_and_remove_stale_segments():
+    seg = bridge.ShmSegment(1)
+    seg.header["python_pid"] = 2**22 + 12345  # above pid_max: certainly not running
+    try:
+        listed = runner.invoke(app, ["shm", "list"])
+        assert seg.name in listed.output and "stale" in listed.output
+        cleaned = runner.invoke(app, ["shm", "clean"])
+        assert cleaned.exit_code == 0 and seg.name in cleaned.output
+        assert not seg.path.exists()
+    finally:
+        seg.close()
+
+
+def test_invalid_setting_is_one_clear_error():
+    result = runner.invoke(app, ["simulate", "--radio", "wimax"])
+    assert result.exit_code == 2
+    assert "scenario.radio='wimax' is invalid" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,57 @@
+"""Plans are validated when they are made; reports and outcomes are tidy tables."""
+
+import numpy as np
+import pytest
+
+from cosim import layout
+from cosim.messages import RoundPlan, read_outcome
+
+
+def plan(**kw):
+    base = dict(round_index=0, scheduled=[True, True, False], bandwidth_share=[0.5, 0.5, 0.0],
+                uplink_bytes=[10, 10, 0], downlink_bytes=[5, 5, 0], compute_time_s=[0, 0, 0],
+                deadline_s=1.0)
+    base.update(kw)
+    return RoundPlan(**base)
+
+
+def test_valid_plan_round_trips_into_records():
+    p = plan()
+    header = np.zeros(1, layout.PLAN_HEADER.dtype)[0]
+    records = np.zeros(5, layout.PLAN_RECORD.dtype)
+    p.write(header, records)
+    assert int(header["num_devices"]) == 3
+    assert records["scheduled"][:3].tolist() == [1, 1, 0]
+    assert records["bandwidth_share"][:3].tolist() == [0.5, 0.5, 0.0]
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(bandwidth_share=[0.7, 0.5, 0.0]), "sums to 1.2"),
+    (dict(bandwidth_share=[np.nan, 0.5, 0.0]), "finite"),
+    (dict(bandwidth_share=[-0.1, 0.5, 0.0]), r"\[0, 1\]"),
+    (dict(bandwidth_share=[0.0, 0.5, 0.0]), r"devices \[0\] with a zero"),
+    (dict(uplink_bytes=[-1, 0, 0]), "bytes must be >= 0"),
+    (dict(deadline_s=0.0), "deadline_s"),
+    (dict(compute_time_s=[0, np.inf, 0]), "compute_time_s"),
+    (dict(scheduled=[True, False]), "shape"),
+])
+def test_invalid_plans_are_refused(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        plan(**kw)
+
+
+def test_equal_shares_split_the_band_among_scheduled_devices():
+    p = RoundPlan.equal_shares(3, [True, False, True, True], 100, 50, deadline_s=2.0)
+    assert p.bandwidth_share.tolist() == pytest.approx([1 / 3, 0, 1 / 3, 1 / 3])
+    assert p.to_frame()["round"].eq(3).all()
+
+
+def test_outcome_frame_is_one_row_per_device_with_units():
+    header = np.zeros(1, layout.OUTCOME_HEADER.dtype)[0]
+    header["num_devices"] = 2
+    records = np.zeros(4, layout.OUTCOME_RECORD.dtype)
+    records["deadline_met"][:2] = [1, 0]
+    out = read_outcome(header, records)
+    df = out.to_frame()
+    assert len(df) == 2 and out.delivered.tolist() == [True, False]
+    assert {"uplink_delay_s", "tx_energy_j", "uplink_delivered_bytes"} <= set(df.columns)

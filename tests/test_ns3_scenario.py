@@ -1,0 +1,114 @@
+"""The real compiled ns-3 scenario, on both radios, driven over shared memory."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cosim.messages import RoundPlan
+from cosim.scenario import ScenarioConfig
+from cosim.simulation import Ns3Simulation, SimulationError
+from tests.conftest import write_trace
+
+pytestmark = pytest.mark.ns3
+RADIOS = ["ideal-fdma", "lte"]
+
+
+def fixed_cell(tmp_path, radio, distances_m, **kw) -> ScenarioConfig:
+    """Devices standing still on the x axis at the given distances; no fading, no shadowing."""
+    trace = write_trace(tmp_path / "fixed.ns2", {i: (d, 0.0) for i, d in enumerate(distances_m)})
+    return ScenarioConfig(devices=len(distances_m), radio=radio, mobility="ns2", trace_file=trace,
+                          fading="none", shadowing=False, **kw)
+
+
+def one_device_plan(k: int, share: float, payload: int, deadline_s: float = 20.0) -> RoundPlan:
+    scheduled = np.zeros(k, bool)
+    scheduled[0] = True
+    shares = np.where(scheduled, share, 0.0)
+    return RoundPlan(0, scheduled, shares, np.full(k, payload), np.full(k, payload // 10),
+                     np.zeros(k), deadline_s)
+
+
+@pytest.mark.parametrize("radio", RADIOS)
+def test_larger_share_gives_shorter_uplink(ns3_binary, tmp_path, radio):
+    cfg = fixed_cell(tmp_path, radio, [120.0, 150.0])
+    delays = {}
+    for share in (0.2, 0.6):
+        with Ns3Simulation(cfg) as sim:
+            sim.channel_report()
+            out = sim.execute(one_device_plan(2, share, 400_000))
+        rec = out.records[0]
+        assert rec["uplink_delivered_bytes"] == 400_000 and rec["deadline_met"] == 1
+        delays[share] = rec["uplink_delay_s"]
+    assert delays[0.6] < 0.75 * delays[0.2], delays
+
+
+@pytest.mark.parametrize("radio", RADIOS)
+def test_unscheduled_device_transmits_nothing(ns3_binary, tmp_path, radio):
+    cfg = fixed_cell(tmp_path, radio, [100.0, 100.0, 150.0])
+    with Ns3Simulation(cfg) as sim:
+        sim.channel_report()
+        out = sim.execute(one_device_plan(3, 0.5, 200_000))
+    rec = out.records
+    assert rec["scheduled"].tolist() == [1, 0, 0]
+    assert rec["uplink_delivered_bytes"][0] == 200_000
+    for field in ("uplink_delivered_bytes", "downlink_delivered_bytes", "airtime_s",
+                  "tx_energy_j", "packets_sent"):
+        assert rec[field][1:].tolist() == [0, 0], field
+    assert rec["airtime_s"][0] > 0 and rec["tx_energy_j"][0] > 0
+
+
+@pytest.mark.parametrize("radio", RADIOS)
+def test_farther_device_sees_lower_snr(ns3_binary, tmp_path, radio):
+    cfg = fixed_cell(tmp_path, radio, [60.0, 150.0, 240.0])
+    with Ns3Simulation(cfg) as sim:
+        report = sim.channel_report()
+    snr = report.snr_db
+    assert report.records["distance_m"] == pytest.approx(
+        [math.hypot(d, 25.0 - 1.5) for d in (60.0, 150.0, 240.0)], rel=1e-6)
+    assert snr[0] > snr[1] > snr[2], snr
+
+
+@pytest.mark.parametrize("radio", RADIOS)
+def test_same_rng_run_reproduces_and_another_differs(ns3_binary, radio):
+    def run(rng_run):
+        cfg = ScenarioConfig(devices=3, radio=radio, rng_run=rng_run)
+        with Ns3Simulation(cfg) as sim:
+            reports = [sim.channel_report()]
+            plan = RoundPlan.equal_shares(0, [True] * 3, 100_000, 20_000, deadline_s=5.0)
+            outcome = sim.execute(plan)
+            reports.append(sim.channel_report())
+        return reports, outcome
+
+    (r1, o1), (r2, o2), (r3, _) = run(4), run(4), run(5)
+    for a, b in zip(r1, r2, strict=True):
+        assert a.records.tobytes() == b.records.tobytes()
+    assert o1.records.tobytes() == o2.records.tobytes()
+    assert not np.allclose(r1[0].snr_db, r3[0].snr_db)
+
+
+def test_ns2_trace_moves_the_devices(ns3_binary, tmp_path):
+    trace = write_trace(tmp_path / "walk.ns2", {0: (50.0, 0.0), 1: (0.0, 80.0)},
+                        moves=[(0.0, 0, 150.0, 0.0, 10.0)])  # 100 m at 10 m/s: there at t = 10 s
+    cfg = ScenarioConfig(devices=2, mobility="ns2", trace_file=trace, fading="none")
+    with Ns3Simulation(cfg) as sim:
+        first = sim.channel_report()
+        for t in range(3):
+            sim.execute(RoundPlan.equal_shares(t, [False, True], 2_000_000, 1000, deadline_s=4.0))
+        later = sim.channel_report()
+        t = later.sim_time_s
+    x0 = first.records["x_m"][0]
+    assert x0 == pytest.approx(50.0 + 10.0 * first.sim_time_s, abs=0.05)
+    assert later.records["x_m"][0] == pytest.approx(min(150.0, 50.0 + 10.0 * t), abs=0.05)
+    assert t > first.sim_time_s + 0.5 and later.records["x_m"][0] > x0 + 5
+    assert later.records["y_m"][1] == pytest.approx(80.0)
+
+
+def test_malformed_trace_names_file_line_and_reason(ns3_binary, tmp_path):
+    trace = tmp_path / "bad.ns2"
+    trace.write_text('$node_(0) set X_ 10\n$node_(0) set Y_ 0\n'
+                     '$ns_ at 1.0 "$node_(0) setdest 5 abc 2"\n')
+    cfg = ScenarioConfig(devices=1, mobility="ns2", trace_file=trace)
+    with pytest.raises(SimulationError, match=r"bad\.ns2:3: y 'abc' is not a finite number"), \
+            Ns3Simulation(cfg):
+        pass
