@@ -23,6 +23,7 @@ test: build
 
 bench: build
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.optimizer_bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check cosim learning optimizer tests bench
@@ -54,7 +55,7 @@ build: $(STAMP) | tools
 constraints: $(STAMP)
 	@{ echo "# Exact versions of every package in the environment, direct and transitive (pip install -c)."; \
 	  echo "# Regenerate after changing pyproject.toml: make constraints"; \
-	  $(BIN)/pip freeze | grep -v -e '^-e' -e '^ns3=='; } > constraints.txt
+	  $(BIN)/pip freeze | grep -v -e '^-e' -e '^ns3==' -e '^#'; } > constraints.txt
 
 clean:
 	rm -rf build $(VENV)

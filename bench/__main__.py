@@ -18,17 +18,21 @@ import time
 import numpy as np
 
 from cosim import layout
-from cosim.messages import RoundPlan
+from cosim.messages import RoundPlan, read_report
 from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation, scenario_binary
 
 ZMQ_PEER = """
 import sys, zmq
+import numpy as np
+from cosim import layout
+k = int(sys.argv[2])
+header = np.zeros(1, layout.REPORT_HEADER.dtype); header["num_devices"] = k
+reply = header.tobytes() + np.zeros(k, layout.REPORT_RECORD.dtype).tobytes()
 ctx = zmq.Context(); s = ctx.socket(zmq.REP); s.bind(sys.argv[1])
-reply = bytes(int(sys.argv[2]))
 while True:
-    msg = s.recv()
-    if msg == b"stop":
+    msg = s.recv_multipart()
+    if msg == [b"stop"]:
         s.send(b""); break
     s.send(reply)
 """
@@ -56,18 +60,21 @@ def bench_round_trip(k: int, n: int) -> None:
     import zmq
 
     path = f"ipc:///tmp/cosim-bench-{os.getpid()}.ipc"
-    peer = subprocess.Popen([sys.executable, "-c", ZMQ_PEER, path, str(report_bytes)])
+    peer = subprocess.Popen([sys.executable, "-c", ZMQ_PEER, path, str(k)])
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)  # a dead peer fails the benchmark instead of hanging it
     sock.connect(path)
-    payload = np.zeros(plan_bytes, np.uint8)
+    split = layout.REPORT_HEADER.dtype.itemsize
     zq = []
     try:
         for i in range(200 + n):
+            # the same work as over shared memory: plan bytes out, report parsed back
             t0 = time.perf_counter()
-            payload[:8] = i % 256
-            sock.send(payload.tobytes())
-            np.frombuffer(sock.recv(), np.uint8).copy()
+            header, records = plan.wire
+            sock.send_multipart([header, records])
+            reply = sock.recv()
+            read_report(reply[:split], reply[split:])
             if i >= 200:
                 zq.append(time.perf_counter() - t0)
         sock.send(b"stop")

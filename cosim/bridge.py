@@ -82,17 +82,12 @@ class ShmSegment:
             os.close(fd)
         self._buf = np.frombuffer(self._mm, dtype=np.uint8)
         self._address = self._buf.ctypes.data
-        off = self.layout.offsets
-        self.header = self._view(layout.SEGMENT_HEADER, off["header"])[0]
-        self.report_header = self._view(layout.REPORT_HEADER, off["report_header"])[0]
-        self.report_records = self._view(layout.REPORT_RECORD, off["report_records"], max_devices)
-        self.plan_header = self._view(layout.PLAN_HEADER, off["plan_header"])[0]
-        self.plan_records = self._view(layout.PLAN_RECORD, off["plan_records"], max_devices)
-        self.outcome_header = self._view(layout.OUTCOME_HEADER, off["outcome_header"])[0]
-        self.outcome_records = self._view(layout.OUTCOME_RECORD, off["outcome_records"], max_devices)
+        # raw byte regions: messages are copied in and out as bytes (one memcpy each)
+        self.raw = {name: self._buf[start:start + size] for name, (start, size)
+                    in self.layout.regions.items()}
+        self.header = self.raw["header"].view(layout.SEGMENT_HEADER.dtype)[0]
 
         h = self.header
-        h["magic"] = layout.MAGIC
         h["layout_version"] = layout_version
         h["header_bytes"] = layout.SEGMENT_HEADER.dtype.itemsize
         h["max_devices"] = max_devices
@@ -105,10 +100,12 @@ class ShmSegment:
             if _libc.sem_init(sem, 1, 0) != 0:
                 self.close()
                 raise OSError(ctypes.get_errno(), "sem_init failed")
+        # magic last: `cosim shm clean` ignores a segment until it is complete
+        h["magic"] = layout.MAGIC
 
-    def _view(self, struct: layout.Struct, offset: int, count: int = 1) -> np.ndarray:
-        nbytes = struct.dtype.itemsize * count
-        return self._buf[offset:offset + nbytes].view(struct.dtype)
+    def put(self, region: str, data: bytes) -> None:
+        """Copy a message's bytes into the start of a region."""
+        self.raw[region][:len(data)] = np.frombuffer(data, np.uint8)
 
     # -- the protocol -------------------------------------------------------------------------
     def send(self, command: int) -> None:
@@ -146,8 +143,7 @@ class ShmSegment:
         """Unmap and remove the segment; safe to call twice and after the peer removed it."""
         if getattr(self, "_mm", None) is None:
             return
-        for name in ("header", "report_header", "report_records", "plan_header", "plan_records",
-                     "outcome_header", "outcome_records", "_buf"):
+        for name in ("header", "raw", "_buf"):
             self.__dict__.pop(name, None)
         with contextlib.suppress(BufferError):  # a caller still holds a view: freed at exit
             self._mm.close()

@@ -212,12 +212,17 @@ class SegmentLayout:
         ]
 
     @property
-    def offsets(self) -> dict[str, int]:
+    def regions(self) -> dict[str, tuple[int, int]]:
+        """name -> (offset, size) in bytes."""
         out, pos = {}, 0
         for name, size in self._sizes():
-            out[name] = pos
+            out[name] = (pos, size)
             pos += size
         return out
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        return {name: start for name, (start, _) in self.regions.items()}
 
     @property
     def total_bytes(self) -> int:

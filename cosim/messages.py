@@ -6,10 +6,13 @@ and turns into a tidy pandas DataFrame with ``to_frame()``: one row per device.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from cosim import layout
 
 
 @dataclass(frozen=True)
@@ -93,20 +96,20 @@ class RoundPlan:
     def num_devices(self) -> int:
         return len(self.scheduled)
 
-    def write(self, header: np.void, records: np.ndarray) -> None:
-        """Fill the plan regions of the segment."""
+    @functools.cached_property
+    def wire(self) -> tuple[bytes, bytes]:
+        """The plan as the bytes of its header and records, built once however often it is sent."""
         k = self.num_devices
-        header["round_index"] = self.round_index
-        header["num_devices"] = k
-        header["deadline_s"] = self.deadline_s
-        header["server_time_s"] = self.server_time_s
-        r = records[:k]
+        header = np.zeros(1, layout.PLAN_HEADER.dtype)
+        header[0] = (self.round_index, k, self.deadline_s, self.server_time_s)
+        r = np.zeros(k, layout.PLAN_RECORD.dtype)
         r["device_id"] = np.arange(k)
         r["scheduled"] = self.scheduled
         r["bandwidth_share"] = np.where(self.scheduled, self.bandwidth_share, 0.0)
         r["uplink_bytes"] = np.where(self.scheduled, self.uplink_bytes, 0)
         r["downlink_bytes"] = np.where(self.scheduled, self.downlink_bytes, 0)
         r["compute_time_s"] = self.compute_time_s
+        return header.tobytes(), r.tobytes()
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({
@@ -142,15 +145,17 @@ class RoundOutcome:
         return df
 
 
-def read_report(header: np.void, records: np.ndarray) -> ChannelReport:
-    k = int(header["num_devices"])
-    return ChannelReport(int(header["round_index"]), float(header["sim_time_s"]),
-                         float(header["bandwidth_hz"]), float(header["noise_psd_dbm_hz"]),
-                         records[:k].copy())
+def read_report(header: bytes | np.ndarray, records: bytes | np.ndarray) -> ChannelReport:
+    """Parse a report from the bytes (or raw uint8 views) of its header and records."""
+    h = np.frombuffer(header, layout.REPORT_HEADER.dtype, count=1)[0].item()
+    round_index, k, sim_time_s, bandwidth_hz, noise_psd = h
+    recs = np.frombuffer(records, layout.REPORT_RECORD.dtype, count=k).copy()
+    return ChannelReport(round_index, sim_time_s, bandwidth_hz, noise_psd, recs)
 
 
-def read_outcome(header: np.void, records: np.ndarray) -> RoundOutcome:
-    k = int(header["num_devices"])
-    return RoundOutcome(int(header["round_index"]), float(header["round_start_s"]),
-                        float(header["round_duration_s"]), records[:k].copy())
-
+def read_outcome(header: bytes | np.ndarray, records: bytes | np.ndarray) -> RoundOutcome:
+    """Parse an outcome from the bytes (or raw uint8 views) of its header and records."""
+    round_index, k, start_s, duration_s = np.frombuffer(
+        header, layout.OUTCOME_HEADER.dtype, count=1)[0].item()
+    recs = np.frombuffer(records, layout.OUTCOME_RECORD.dtype, count=k).copy()
+    return RoundOutcome(round_index, start_s, duration_s, recs)

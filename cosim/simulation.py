@@ -167,7 +167,7 @@ class Ns3Simulation:
     def channel_report(self) -> ChannelReport:
         """Ask the base station to measure every device now."""
         seg = self._command(CMD["CMD_REPORT"], "measuring the channel")
-        return read_report(seg.report_header, seg.report_records)
+        return read_report(seg.raw["report_header"], seg.raw["report_records"])
 
     def execute(self, plan: RoundPlan) -> RoundOutcome:
         """Enact one round's plan at packet level and return what happened."""
@@ -175,16 +175,22 @@ class Ns3Simulation:
         if plan.num_devices != self.scenario.devices:
             raise ValueError(f"the plan has {plan.num_devices} devices, the scenario "
                              f"{self.scenario.devices}")
-        plan.write(seg.plan_header, seg.plan_records)
+        self._put_plan(seg, plan)
         self._command(CMD["CMD_EXECUTE"], f"round {plan.round_index}")
-        return read_outcome(seg.outcome_header, seg.outcome_records)
+        return read_outcome(seg.raw["outcome_header"], seg.raw["outcome_records"])
 
     def echo(self, plan: RoundPlan) -> ChannelReport:
         """Send a plan and read a report back without simulating: the bridge's own cost."""
         seg = self._live_segment()
-        plan.write(seg.plan_header, seg.plan_records)
+        self._put_plan(seg, plan)
         self._command(CMD["CMD_ECHO"], "echo")
-        return read_report(seg.report_header, seg.report_records)
+        return read_report(seg.raw["report_header"], seg.raw["report_records"])
+
+    @staticmethod
+    def _put_plan(seg: ShmSegment, plan: RoundPlan) -> None:
+        header, records = plan.wire
+        seg.put("plan_header", header)
+        seg.put("plan_records", records)
 
     def _live_segment(self) -> ShmSegment:
         if self._segment is None or self._proc is None:

@@ -83,10 +83,11 @@ MakePropagationLoss(const ScenarioParams& p)
     }
     else if (p.propagation == "log-distance")
     {
-        // 128.1 + 37.6 log10(d / km), the usual macro-cell model at 2 GHz
+        // 128.1 + 37.6 log10(d / km), the usual macro-cell model at 2 GHz, anchored at 1 m
+        // because ns-3 returns the reference loss for every distance below the reference
         auto model = CreateObject<LogDistancePropagationLossModel>();
-        model->SetAttribute("ReferenceDistance", DoubleValue(1000.0));
-        model->SetAttribute("ReferenceLoss", DoubleValue(128.1));
+        model->SetAttribute("ReferenceDistance", DoubleValue(1.0));
+        model->SetAttribute("ReferenceLoss", DoubleValue(128.1 - 3 * 37.6));
         model->SetAttribute("Exponent", DoubleValue(3.76));
         head = model;
         if (p.shadowing)
@@ -119,6 +120,16 @@ MakePropagationLoss(const ScenarioParams& p)
         throw std::runtime_error("unknown --fading '" + p.fading + "' (rayleigh, nakagami, none)");
     }
     return head;
+}
+
+void
+PrimePropagationLoss(Ptr<PropagationLossModel> loss, NodeContainer bs, NodeContainer ues)
+{
+    auto bsMobility = bs.Get(0)->GetObject<MobilityModel>();
+    for (uint32_t k = 0; k < ues.GetN(); ++k)
+    {
+        loss->CalcRxPower(0.0, ues.Get(k)->GetObject<MobilityModel>(), bsMobility);
+    }
 }
 
 } // namespace cosim

@@ -89,6 +89,13 @@ std::unique_ptr<CosimRadio> MakeIdealFdmaRadio();
 /// radios so the same flags mean the same channel. ns-3 adds fading at the end of the chain.
 ns3::Ptr<ns3::PropagationLossModel> MakePropagationLoss(const ScenarioParams& params);
 
+/// ns-3's 3GPP shadowing replaces the value drawn at a link's first evaluation by another one at
+/// its second: spend that first evaluation of every device-to-base-station link at set-up, so
+/// the channel report and the round's packets see the same shadowing.
+void PrimePropagationLoss(ns3::Ptr<ns3::PropagationLossModel> loss,
+                          ns3::NodeContainer bs,
+                          ns3::NodeContainer ues);
+
 } // namespace cosim
 
 #endif // COSIM_RADIO_H

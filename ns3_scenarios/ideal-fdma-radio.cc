@@ -1,10 +1,540 @@
+// `--radio=ideal-fdma`: the paper's FDMA model, carried packet by packet on a SpectrumChannel.
+//
+// The band B is cut into kBins equal bins. Each scheduled device gets a contiguous run of bins
+// (prefix sums of the shares, in order of device id) and uses it for its uplink and for the
+// server's downlink to it. Transmit power is spread evenly over the run, so a narrower run has a
+// higher PSD. The device picks its spectral efficiency from the SNR the base station last
+// measured, each packet is decoded if the SINR it actually met (fresh fading, current path loss,
+// interference) supports that spectral efficiency, and lost packets are sent again (ARQ) until
+// the transfer is complete or the round's deadline passes.
 #include "cosim-radio.h"
+#include "ideal-fdma-phy.h"
+
+#include "ns3/log.h"
+#include "ns3/mobility-model.h"
+#include "ns3/node.h"
+#include "ns3/propagation-delay-model.h"
+#include "ns3/simulator.h"
+#include "ns3/single-model-spectrum-channel.h"
+#include "ns3/spectrum-model.h"
+#include "ns3/spectrum-value.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
 #include <stdexcept>
+
+using namespace ns3;
+
+NS_LOG_COMPONENT_DEFINE("IdealFdmaRadio");
+
 namespace cosim
 {
+
+namespace
+{
+
+constexpr uint32_t kBins = 200;   ///< resource-block-like bins across B (100 kHz at 20 MHz)
+constexpr double kMarginDb = 3.0; ///< SNR gap of the link adaptation to the Shannon bound
+constexpr double kMaxSe = 6.0;    ///< bit/s/Hz of the highest modulation and coding
+constexpr double kMinSe = 1e-3;   ///< keeps a packet's duration finite at a hopeless SNR
+const Time kSounding = MicroSeconds(50);
+/// Sounding slots are spaced by more than the largest propagation delay difference (15 km).
+const Time kSoundingSlot = MicroSeconds(100);
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double
+DbmToW(double dbm)
+{
+    return std::pow(10.0, (dbm - 30.0) / 10.0);
+}
+
+double
+WToDbm(double w)
+{
+    return 10.0 * std::log10(w) + 30.0;
+}
+
+/// Spectral efficiency the link adaptation picks for an SNR over the transmitted band.
+double
+SpectralEfficiency(double snr)
+{
+    double se = std::log2(1.0 + snr / std::pow(10.0, kMarginDb / 10.0));
+    return std::isfinite(se) ? std::clamp(se, kMinSe, kMaxSe) : kMinSe;
+}
+
+/// One direction of one device's payload in the current round.
+struct Transfer
+{
+    FdmaSignal::Kind kind{FdmaSignal::UPLINK};
+    uint32_t device{0};
+    Ptr<FdmaPhy> tx;
+    Ptr<FdmaPhy> rx;
+    Ptr<SpectrumValue> psd;
+    uint32_t lo{0};
+    uint32_t hi{0};
+    double se{0};
+    double rateBps{0};
+    uint64_t total{0};
+    uint64_t handedOut{0}; ///< fresh bytes put into packets so far
+    uint64_t delivered{0};
+    std::deque<uint32_t> retx; ///< sizes of lost packets waiting to be sent again
+    bool busy{false};
+    bool done{false};
+    Time txStart;
+    Time first;
+    Time last;
+    uint32_t sent{0};
+    uint32_t lost{0};
+    uint32_t retransmissions{0};
+    double airtimeS{0};
+    double sinrDbSum{0};
+    uint32_t received{0};
+};
+
+class IdealFdmaRadio : public CosimRadio
+{
+  public:
+    void Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues) override;
+    std::vector<ChannelMeasurement> Measure() override;
+    void Execute(const PlanHeader& plan,
+                 const PlanRecord* records,
+                 OutcomeHeader& outcome,
+                 OutcomeRecord* outcomes) override;
+
+  private:
+    struct Device
+    {
+        Ptr<FdmaPhy> phy;
+        bool scheduled{false};
+        bool done{false};
+        Time doneAt;
+        Transfer up;
+        Transfer down;
+    };
+
+    /// Starts a new round or measurement: whatever is still scheduled from before becomes a no-op.
+    void NewEpoch();
+    void Sound(uint32_t k);
+    void OnRx(Ptr<const FdmaSignal> s, double sinr, double rxPowerW);
+    void StartTransfer(uint64_t epoch, Transfer* t);
+    /// Puts the next packet (a retransmission first) on the air unless the transmitter is busy.
+    void Pump(Transfer& t);
+    void TxEnd(uint64_t epoch, Transfer* t);
+    void Finish(Transfer& t);
+    void EndRound();
+    Ptr<SpectrumValue> FlatPsd(uint32_t lo, uint32_t hi, double powerW) const;
+
+    ScenarioParams m_p;
+    double m_binWidth{0};
+    double m_bsNoisePsd{0}; ///< W/Hz incl. noise figure
+    double m_ueNoisePsd{0};
+    Ptr<SpectrumModel> m_model;
+    Ptr<SingleModelSpectrumChannel> m_channel;
+    Ptr<FdmaPhy> m_bs;
+    std::vector<Device> m_dev;
+    std::vector<double> m_measuredRxW; ///< last sounding of each device received at the BS
+    std::vector<double> m_measuredSinr;
+    bool m_measured{false};
+    uint64_t m_epoch{0};
+    bool m_roundOpen{false};
+    EventId m_deadline;
+    uint32_t m_pending{0}; ///< scheduled devices whose downlink has not arrived yet
+    double m_serverTimeS{0};
+};
+
+void
+IdealFdmaRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues)
+{
+    m_p = params;
+    m_binWidth = params.bandwidthHz / kBins;
+    m_bsNoisePsd = DbmToW(NoisePsdDbmHz(params));
+    m_ueNoisePsd = DbmToW(-174.0 + params.ueNoiseFigureDb);
+
+    Bands bands(kBins);
+    double f0 = params.frequencyHz - params.bandwidthHz / 2;
+    for (uint32_t i = 0; i < kBins; ++i)
+    {
+        bands[i].fl = f0 + i * m_binWidth;
+        bands[i].fc = bands[i].fl + m_binWidth / 2;
+        bands[i].fh = bands[i].fl + m_binWidth;
+    }
+    m_model = Create<SpectrumModel>(bands);
+
+    Ptr<PropagationLossModel> loss = MakePropagationLoss(params);
+    PrimePropagationLoss(loss, bs, ues);
+    auto bsMobility = bs.Get(0)->GetObject<MobilityModel>();
+    m_channel = CreateObject<SingleModelSpectrumChannel>();
+    m_channel->AddPropagationLossModel(loss);
+    m_channel->SetPropagationDelayModel(CreateObject<ConstantSpeedPropagationDelayModel>());
+    m_channel->AddSpectrumTransmitFilter(CreateObject<FdmaListenFilter>());
+
+    auto onRx = [this](Ptr<const FdmaSignal> s, double sinr, double rxPowerW) {
+        OnRx(s, sinr, rxPowerW);
+    };
+    m_bs = CreateObject<FdmaPhy>();
+    m_bs->Configure(bsMobility, m_channel, m_model, m_bsNoisePsd, onRx);
+    m_bs->Listen(0, kBins);
+    m_channel->AddRx(m_bs);
+    m_dev.resize(ues.GetN());
+    for (uint32_t k = 0; k < ues.GetN(); ++k)
+    {
+        m_dev[k].phy = CreateObject<FdmaPhy>();
+        m_dev[k].phy->Configure(ues.Get(k)->GetObject<MobilityModel>(), m_channel, m_model,
+                                m_ueNoisePsd, onRx);
+        m_channel->AddRx(m_dev[k].phy);
+    }
+    m_measuredRxW.assign(ues.GetN(), kNaN);
+    m_measuredSinr.assign(ues.GetN(), kNaN);
+}
+
+Ptr<SpectrumValue>
+IdealFdmaRadio::FlatPsd(uint32_t lo, uint32_t hi, double powerW) const
+{
+    auto psd = Create<SpectrumValue>(m_model);
+    for (uint32_t b = lo; b < hi; ++b)
+    {
+        (*psd)[b] = powerW / ((hi - lo) * m_binWidth);
+    }
+    return psd;
+}
+
+void
+IdealFdmaRadio::NewEpoch()
+{
+    ++m_epoch;
+    m_bs->Reset(m_epoch);
+    for (auto& d : m_dev)
+    {
+        d.phy->Reset(m_epoch);
+        d.phy->Listen(0, 0);
+    }
+}
+
+std::vector<ChannelMeasurement>
+IdealFdmaRadio::Measure()
+{
+    NewEpoch();
+    uint32_t n = m_dev.size();
+    m_measuredRxW.assign(n, kNaN);
+    m_measuredSinr.assign(n, kNaN);
+    for (uint32_t k = 0; k < n; ++k)
+    {
+        Simulator::Schedule(kSoundingSlot * k, &IdealFdmaRadio::Sound, this, k);
+    }
+    // every sounding has ended before this (see kSoundingSlot), so nothing is left over
+    Simulator::Schedule(kSoundingSlot * n, [] { Simulator::Stop(); });
+    Simulator::Run();
+    m_measured = true;
+
+    std::vector<ChannelMeasurement> out(n);
+    for (uint32_t k = 0; k < n; ++k)
+    {
+        double rxW = m_measuredRxW[k];
+        out[k] = ChannelMeasurement{10.0 * std::log10(rxW / (m_bsNoisePsd * m_p.bandwidthHz)),
+                                    10.0 * std::log10(m_measuredSinr[k]),
+                                    WToDbm(rxW),
+                                    1};
+    }
+    return out;
+}
+
+void
+IdealFdmaRadio::Sound(uint32_t k)
+{
+    auto s = Create<FdmaSignal>();
+    s->psd = FlatPsd(0, kBins, DbmToW(m_p.ueTxPowerDbm));
+    s->duration = kSounding;
+    s->kind = FdmaSignal::SOUNDING;
+    s->device = k;
+    s->lo = 0;
+    s->hi = kBins;
+    s->epoch = m_epoch;
+    s->dst = PeekPointer(m_bs);
+    m_dev[k].phy->Send(s);
+}
+
+void
+IdealFdmaRadio::Execute(const PlanHeader& plan,
+                        const PlanRecord* records,
+                        OutcomeHeader& outcome,
+                        OutcomeRecord* outcomes)
+{
+    uint32_t n = m_dev.size();
+    if (!m_measured)
+    {
+        Measure(); // link adaptation needs a channel estimate
+    }
+    NewEpoch();
+    Time start = Simulator::Now();
+    m_serverTimeS = plan.server_time_s;
+
+    std::vector<const PlanRecord*> byId(n, nullptr);
+    for (uint32_t i = 0; i < plan.num_devices; ++i)
+    {
+        if (records[i].device_id >= n)
+        {
+            throw std::runtime_error("plan names device " + std::to_string(records[i].device_id) +
+                                     " of " + std::to_string(n));
+        }
+        byId[records[i].device_id] = &records[i];
+    }
+
+    // scheduled first so that it wins a tie: nothing starts at the deadline itself
+    m_roundOpen = true;
+    if (std::isfinite(plan.deadline_s))
+    {
+        // our own event rather than Simulator::Stop(delay), which would outlive an early end
+        m_deadline = Simulator::Schedule(Seconds(std::max(0.0, plan.deadline_s)),
+                                         &IdealFdmaRadio::EndRound, this);
+    }
+
+    double ueTxW = DbmToW(m_p.ueTxPowerDbm);
+    double bsTxW = DbmToW(m_p.bsTxPowerDbm);
+    uint32_t nextBin = 0;
+    m_pending = 0;
+    for (uint32_t k = 0; k < n; ++k)
+    {
+        Device& d = m_dev[k];
+        const PlanRecord* r = byId[k];
+        d.scheduled = r && r->scheduled;
+        d.done = false;
+        d.up = Transfer{};
+        d.down = Transfer{};
+        if (!d.scheduled)
+        {
+            continue;
+        }
+        // whole bins only, rounded down, but never none for a positive share
+        uint32_t bins = 0;
+        if (r->bandwidth_share > 0)
+        {
+            double whole = std::floor(std::min(r->bandwidth_share, 1.0) * kBins + 1e-9);
+            bins = std::max(static_cast<uint32_t>(whole), 1u);
+        }
+        if (bins == 0)
+        {
+            NS_LOG_WARN("device " << k << " is scheduled without bandwidth and cannot finish");
+            continue;
+        }
+        uint32_t lo = std::min(nextBin, kBins - bins);
+        if (lo < nextBin)
+        {
+            NS_LOG_WARN("shares exceed the band: device " << k << " overlaps its neighbours");
+        }
+        nextBin += bins;
+        double width = bins * m_binWidth;
+
+        Transfer& up = d.up;
+        up.kind = FdmaSignal::UPLINK;
+        up.device = k;
+        up.tx = d.phy;
+        up.rx = m_bs;
+        up.lo = lo;
+        up.hi = lo + bins;
+        up.psd = FlatPsd(up.lo, up.hi, ueTxW);
+        up.se = SpectralEfficiency(m_measuredRxW[k] / (m_bsNoisePsd * width));
+        up.rateBps = up.se * width;
+        up.total = r->uplink_bytes;
+
+        // the server sends with its power per Hz on the same bins; the path gain is reciprocal
+        Transfer& down = d.down;
+        down.kind = FdmaSignal::DOWNLINK;
+        down.device = k;
+        down.tx = m_bs;
+        down.rx = d.phy;
+        down.lo = up.lo;
+        down.hi = up.hi;
+        double downTxW = bsTxW * bins / kBins;
+        down.psd = FlatPsd(down.lo, down.hi, downTxW);
+        double gain = m_measuredRxW[k] / ueTxW;
+        down.se = SpectralEfficiency(downTxW * gain / (m_ueNoisePsd * width));
+        down.rateBps = down.se * width;
+        down.total = r->downlink_bytes;
+
+        d.phy->Listen(up.lo, up.hi);
+        ++m_pending;
+        Simulator::Schedule(Seconds(r->compute_time_s), &IdealFdmaRadio::StartTransfer, this,
+                            m_epoch, &d.up);
+        NS_LOG_INFO("device " << k << " bins [" << up.lo << "," << up.hi << ") up "
+                              << up.se << " bit/s/Hz " << up.rateBps << " bit/s, down "
+                              << down.se << " bit/s/Hz");
+    }
+
+    if (m_pending > 0)
+    {
+        Simulator::Run();
+    }
+    Simulator::Cancel(m_deadline); // the round may have ended before it
+    m_roundOpen = false;
+    Time end = Simulator::Now();
+
+    outcome.round_index = plan.round_index;
+    outcome.num_devices = n;
+    outcome.round_start_s = start.GetSeconds();
+    outcome.round_duration_s = (end - start).GetSeconds();
+    for (uint32_t k = 0; k < n; ++k)
+    {
+        Device& d = m_dev[k];
+        Transfer& up = d.up;
+        if (up.busy)
+        {
+            up.airtimeS += (end - up.txStart).GetSeconds(); // cut off by the deadline
+        }
+        OutcomeRecord& o = outcomes[k];
+        o = OutcomeRecord{};
+        o.device_id = k;
+        o.scheduled = d.scheduled;
+        o.deadline_met = d.done;
+        o.packets_sent = up.sent;
+        o.packets_lost = up.lost;
+        o.retransmissions = up.retransmissions;
+        o.uplink_delivered_bytes = up.delivered;
+        o.downlink_delivered_bytes = d.down.delivered;
+        o.uplink_delay_s = up.done ? (up.last - up.first).GetSeconds() : kNaN;
+        o.downlink_delay_s = d.down.done ? (d.down.last - d.down.first).GetSeconds() : kNaN;
+        o.completion_time_s = d.done ? (d.doneAt - start).GetSeconds() : kNaN;
+        o.airtime_s = up.airtimeS;
+        o.tx_energy_j = ueTxW * up.airtimeS;
+        o.mean_sinr_db = up.received > 0 ? up.sinrDbSum / up.received : kNaN;
+    }
+}
+
+void
+IdealFdmaRadio::StartTransfer(uint64_t epoch, Transfer* t)
+{
+    if (epoch != m_epoch)
+    {
+        return;
+    }
+    t->first = Simulator::Now();
+    if (t->total == 0)
+    {
+        Finish(*t);
+        return;
+    }
+    Pump(*t);
+}
+
+void
+IdealFdmaRadio::Pump(Transfer& t)
+{
+    if (t.busy || t.done)
+    {
+        return;
+    }
+    uint32_t bytes;
+    if (!t.retx.empty())
+    {
+        bytes = t.retx.front();
+        t.retx.pop_front();
+        ++t.retransmissions;
+    }
+    else if (t.handedOut < t.total)
+    {
+        bytes = static_cast<uint32_t>(std::min<uint64_t>(m_p.packetBytes, t.total - t.handedOut));
+        t.handedOut += bytes;
+    }
+    else
+    {
+        return; // everything is on the air; a loss will wake the transmitter up again
+    }
+    auto s = Create<FdmaSignal>();
+    s->psd = t.psd;
+    s->duration = Seconds(bytes * 8.0 / t.rateBps);
+    s->kind = t.kind;
+    s->device = t.device;
+    s->bytes = bytes;
+    s->lo = t.lo;
+    s->hi = t.hi;
+    s->epoch = m_epoch;
+    s->dst = PeekPointer(t.rx);
+    t.busy = true;
+    t.txStart = Simulator::Now();
+    ++t.sent;
+    t.tx->Send(s);
+    Simulator::Schedule(s->duration, &IdealFdmaRadio::TxEnd, this, m_epoch, &t);
+}
+
+void
+IdealFdmaRadio::TxEnd(uint64_t epoch, Transfer* t)
+{
+    if (epoch != m_epoch)
+    {
+        return;
+    }
+    t->busy = false;
+    t->airtimeS += (Simulator::Now() - t->txStart).GetSeconds();
+    Pump(*t);
+}
+
+void
+IdealFdmaRadio::OnRx(Ptr<const FdmaSignal> s, double sinr, double rxPowerW)
+{
+    if (s->kind == FdmaSignal::SOUNDING)
+    {
+        m_measuredRxW[s->device] = rxPowerW;
+        m_measuredSinr[s->device] = sinr;
+        return;
+    }
+    Device& d = m_dev[s->device];
+    Transfer& t = s->kind == FdmaSignal::UPLINK ? d.up : d.down;
+    ++t.received;
+    t.sinrDbSum += 10.0 * std::log10(sinr);
+    if (std::log2(1.0 + sinr) >= t.se)
+    {
+        t.delivered += s->bytes;
+        if (t.delivered == t.total)
+        {
+            Finish(t);
+        }
+    }
+    else
+    {
+        ++t.lost;
+        t.retx.push_back(s->bytes);
+        Pump(t);
+    }
+}
+
+void
+IdealFdmaRadio::Finish(Transfer& t)
+{
+    t.done = true;
+    t.last = Simulator::Now();
+    if (t.kind == FdmaSignal::UPLINK)
+    {
+        Simulator::Schedule(Seconds(m_serverTimeS), &IdealFdmaRadio::StartTransfer, this, m_epoch,
+                            &m_dev[t.device].down);
+        return;
+    }
+    Device& d = m_dev[t.device];
+    d.done = true;
+    d.doneAt = Simulator::Now();
+    if (--m_pending == 0)
+    {
+        EndRound();
+    }
+}
+
+void
+IdealFdmaRadio::EndRound()
+{
+    if (!m_roundOpen)
+    {
+        return;
+    }
+    m_roundOpen = false;
+    Simulator::Stop();
+}
+
+} // namespace
+
 std::unique_ptr<CosimRadio>
 MakeIdealFdmaRadio()
 {
-    throw std::runtime_error("radio ideal-fdma: not implemented yet");
+    return std::make_unique<IdealFdmaRadio>();
 }
+
 } // namespace cosim

@@ -1,10 +1,591 @@
+// `--radio=lte`: one LTE eNB with EPC, K UEs, a remote host behind the PGW as the server.
+//
+// Carrier: band 1, DL EARFCN 100 (2120 MHz), UL EARFCN 18100 (1930 MHz), the band-1 pair nearest
+// the 2.1 GHz default. The EARFCN only sets the spectrum model of the LTE PHY: the path loss is
+// the scenario's own chain (MakePropagationLoss), evaluated at params.frequencyHz, so both radios
+// see the same channel. It is the only loss model on the LTE spectrum channels (see ChainLoss).
+//
+// Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Transfers are
+// TCP over RLC AM (RLC AM recovers lost transport blocks since HARQ is off).
 #include "cosim-radio.h"
+#include "lte-share-scheduler.h"
+
+#include "ns3/core-module.h"
+#include "ns3/internet-module.h"
+#include "ns3/lte-module.h"
+#include "ns3/network-module.h"
+#include "ns3/point-to-point-module.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
 #include <stdexcept>
+
+using namespace ns3;
+
+NS_LOG_COMPONENT_DEFINE("CosimLteRadio");
+
 namespace cosim
 {
+
+namespace
+{
+
+constexpr double NaN = std::numeric_limits<double>::quiet_NaN();
+constexpr uint16_t FIRST_PORT = 10000;
+constexpr double TTI_S = 1e-3;
+
+/// LteHelper creates one loss model per spectrum channel from a TypeId; this one delegates to the
+/// scenario's chain, so nothing (e.g. the default Friis model) is stacked on top of it.
+class ChainLoss : public PropagationLossModel
+{
+  public:
+    static TypeId GetTypeId()
+    {
+        static TypeId tid = TypeId("ns3::CosimChainLoss")
+                                .SetParent<PropagationLossModel>()
+                                .SetGroupName("Propagation")
+                                .AddConstructor<ChainLoss>();
+        return tid;
+    }
+
+    void SetChain(Ptr<PropagationLossModel> chain)
+    {
+        m_chain = chain;
+    }
+
+  private:
+    double DoCalcRxPower(double txPowerDbm, Ptr<MobilityModel> a, Ptr<MobilityModel> b) const override
+    {
+        return m_chain->CalcRxPower(txPowerDbm, a, b);
+    }
+
+    int64_t DoAssignStreams(int64_t) override
+    {
+        return 0; // the chain's random variables take automatically assigned streams
+    }
+
+    Ptr<PropagationLossModel> m_chain;
+};
+
+NS_OBJECT_ENSURE_REGISTERED(ChainLoss);
+
+uint16_t
+ResourceBlocks(double bandwidthHz)
+{
+    static const std::map<double, uint16_t> rbs{
+        {1.4e6, 6}, {3e6, 15}, {5e6, 25}, {10e6, 50}, {15e6, 75}, {20e6, 100}};
+    for (const auto& [hz, n] : rbs)
+    {
+        if (std::abs(bandwidthHz - hz) < 1.0)
+        {
+            return n;
+        }
+    }
+    throw std::runtime_error("radio lte: --bandwidth must be one of 1.4e6, 3e6, 5e6, 10e6, 15e6, "
+                             "20e6 Hz (6..100 resource blocks), not " + std::to_string(bandwidthHz));
+}
+
+/// One reliable transfer of a fixed number of payload bytes over TCP.
+struct Transfer
+{
+    uint64_t total{0};
+    uint64_t sent{0};
+    uint64_t received{0};
+    double startS{NaN}; ///< sender started (connect)
+    double endS{NaN};   ///< receiver got the last byte
+    Ptr<Socket> listener;
+    Ptr<Socket> rx;
+    Ptr<Socket> tx;
+
+    bool Done() const
+    {
+        return !std::isnan(endS);
+    }
+};
+
+/// ns-3 has no public TCP abort: Close() goes on sending what is buffered, so a transfer cut by
+/// the deadline would spill into the next round. SendRST (protected) resets the connection,
+/// cancels its timers and frees its endpoint; it is reached through a derived class.
+struct TcpAbort : TcpSocketBase
+{
+    static void Abort(Ptr<Socket> socket)
+    {
+        TcpSocketBase* tcp = PeekPointer(DynamicCast<TcpSocketBase>(socket));
+        if (tcp && tcp->*(&TcpAbort::m_endPoint))
+        {
+            (tcp->*(&TcpAbort::SendRST))();
+        }
+    }
+};
+
+/// Uplink PHY counters of one UE: the transport blocks it sent, as the eNB heard them.
+struct UlStats
+{
+    uint32_t tbs{0};
+    uint32_t lost{0};
+    double sinrDbSum{0};
+};
+
+class LteRadio : public CosimRadio
+{
+  public:
+    void Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues) override;
+    Time WarmUp() const override;
+    std::vector<ChannelMeasurement> Measure() override;
+    void Execute(const PlanHeader& plan,
+                 const PlanRecord* records,
+                 OutcomeHeader& outcome,
+                 OutcomeRecord* outcomes) override;
+
+  private:
+    struct Device
+    {
+        std::shared_ptr<Transfer> up;
+        std::shared_ptr<Transfer> down;
+    };
+
+    std::vector<uint16_t> Rntis() const;
+    void Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std::function<void()> done);
+    void Connect(std::shared_ptr<Transfer> t, Ptr<Node> node, Ipv4Address to, uint16_t port);
+    static void Pump(std::shared_ptr<Transfer> t);
+    static void Close(Transfer& t);
+    uint16_t NextPort();
+    void DeviceDone();
+    void EndRound();
+
+    void OnSrsSinr(uint16_t cellId, uint16_t rnti, double sinrLinear, uint8_t ccId);
+    void OnUlTb(uint16_t rnti, double sinrDb, bool ok);
+
+    ScenarioParams m_params;
+    Ptr<LteHelper> m_lte;
+    Ptr<PointToPointEpcHelper> m_epc;
+    NodeContainer m_ues;
+    Ptr<Node> m_server;
+    Ipv4Address m_serverAddress;
+    std::vector<Ipv4Address> m_ueAddresses;
+    NetDeviceContainer m_ueDevs;
+    Ptr<LteEnbNetDevice> m_enbDev;
+    Ptr<CosimShareFfMacScheduler> m_scheduler;
+    uint16_t m_numRb{0};
+    uint16_t m_srsPeriodMs{0};
+    uint16_t m_nextPort{FIRST_PORT};
+
+    std::map<uint16_t, std::pair<double, uint32_t>> m_srs; ///< rnti -> SRS SINR (linear) sum, count
+    std::vector<ChannelMeasurement> m_lastMeasurement;
+
+    // state of the running round
+    std::map<uint16_t, UlStats> m_ulStats;
+    std::vector<EventId> m_roundEvents;
+    EventId m_deadline;
+    uint32_t m_pending{0};
+};
+
+void
+LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues)
+{
+    m_params = params;
+    m_ues = ues;
+    m_numRb = ResourceBlocks(params.bandwidthHz);
+    if (params.packetBytes == 0 || params.packetBytes > 1460)
+    {
+        throw std::runtime_error("radio lte: --packetBytes must be 1..1460 (TCP segments, MTU 1500)");
+    }
+    // SRS periodicity (ms) must leave one SRS slot per UE
+    for (uint16_t p : {40, 80, 160, 320})
+    {
+        if (p > ues.GetN())
+        {
+            m_srsPeriodMs = p;
+            break;
+        }
+    }
+    if (m_srsPeriodMs == 0)
+    {
+        throw std::runtime_error("radio lte: at most 319 devices per cell (SRS periodicity 320 ms)");
+    }
+
+    Config::SetDefault("ns3::LteEnbRrc::SrsPeriodicity", UintegerValue(m_srsPeriodMs));
+    Config::SetDefault("ns3::LteEnbRrc::EpsBearerToRlcMapping", EnumValue(LteEnbRrc::RLC_AM_ALWAYS));
+    Config::SetDefault("ns3::LteRlcAm::MaxTxBufferSize", UintegerValue(2 * 1024 * 1024));
+    // ns-3 RLC AM cannot re-segment: a PDU to retransmit that is larger than the (link-adapted)
+    // grant would otherwise block the bearer for good
+    Config::SetDefault("ns3::LteRlcAm::TxOpportunityForRetxAlwaysBigEnough", BooleanValue(true));
+    Config::SetDefault("ns3::LteUePhy::EnableUplinkPowerControl", BooleanValue(false));
+    // PDCCH errors off: a lost grant would silently shrink the share the plan gave
+    Config::SetDefault("ns3::LteSpectrumPhy::CtrlErrorModelEnabled", BooleanValue(false));
+    Config::SetDefault("ns3::LteUePhy::TxPower", DoubleValue(params.ueTxPowerDbm));
+    Config::SetDefault("ns3::LteUePhy::NoiseFigure", DoubleValue(params.ueNoiseFigureDb));
+    Config::SetDefault("ns3::LteEnbPhy::TxPower", DoubleValue(params.bsTxPowerDbm));
+    Config::SetDefault("ns3::LteEnbPhy::NoiseFigure", DoubleValue(params.bsNoiseFigureDb));
+    Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(params.packetBytes));
+    // windows above the cell's bandwidth-delay product, yet small: what a transfer cut by the
+    // deadline leaves in its buffers still drains into the next round
+    Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(256 * 1024));
+    Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(256 * 1024));
+    Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(MilliSeconds(200))); // as Linux
+
+    // the helpers must outlive Install: deleting them disposes the EPC nodes
+    m_lte = CreateObject<LteHelper>();
+    m_epc = CreateObject<PointToPointEpcHelper>();
+    Ptr<LteHelper> lte = m_lte;
+    Ptr<PointToPointEpcHelper> epc = m_epc;
+    lte->SetEpcHelper(epc);
+    lte->SetSchedulerType("ns3::CosimShareFfMacScheduler");
+    lte->SetPathlossModelType(ChainLoss::GetTypeId());
+    lte->SetEnbDeviceAttribute("DlEarfcn", UintegerValue(100));
+    lte->SetEnbDeviceAttribute("UlEarfcn", UintegerValue(18100));
+    lte->SetEnbDeviceAttribute("DlBandwidth", UintegerValue(m_numRb));
+    lte->SetEnbDeviceAttribute("UlBandwidth", UintegerValue(m_numRb));
+
+    // the server: a remote host on a fast 1 ms link behind the PGW
+    NodeContainer server(1);
+    m_server = server.Get(0);
+    InternetStackHelper internet;
+    internet.Install(server);
+    PointToPointHelper p2p;
+    p2p.SetDeviceAttribute("DataRate", DataRateValue(DataRate("100Gb/s")));
+    p2p.SetDeviceAttribute("Mtu", UintegerValue(1500));
+    p2p.SetChannelAttribute("Delay", TimeValue(MilliSeconds(1)));
+    NetDeviceContainer internetDevs = p2p.Install(epc->GetPgwNode(), m_server);
+    Ipv4AddressHelper ipv4;
+    ipv4.SetBase("1.0.0.0", "255.0.0.0");
+    m_serverAddress = ipv4.Assign(internetDevs).GetAddress(1);
+    Ipv4StaticRoutingHelper routing;
+    routing.GetStaticRouting(m_server->GetObject<Ipv4>())
+        ->AddNetworkRouteTo(Ipv4Address("7.0.0.0"), Ipv4Mask("255.0.0.0"), 1);
+
+    m_enbDev = DynamicCast<LteEnbNetDevice>(lte->InstallEnbDevice(bs).Get(0));
+    Ptr<PropagationLossModel> chain = MakePropagationLoss(params);
+    for (auto channel : {lte->GetUplinkSpectrumChannel(), lte->GetDownlinkSpectrumChannel()})
+    {
+        DynamicCast<ChainLoss>(channel->GetPropagationLossModel())->SetChain(chain);
+    }
+    m_ueDevs = lte->InstallUeDevice(ues);
+    internet.Install(ues);
+    Ipv4InterfaceContainer ueIfaces = epc->AssignUeIpv4Address(m_ueDevs);
+    for (uint32_t k = 0; k < ues.GetN(); ++k)
+    {
+        m_ueAddresses.push_back(ueIfaces.GetAddress(k));
+        routing.GetStaticRouting(ues.Get(k)->GetObject<Ipv4>())
+            ->SetDefaultRoute(epc->GetUeDefaultGatewayAddress(), 1);
+    }
+    lte->Attach(m_ueDevs, m_enbDev);
+
+    m_scheduler = DynamicCast<CosimShareFfMacScheduler>(
+        DynamicCast<ComponentCarrierEnb>(m_enbDev->GetCcMap().at(0))->GetFfMacScheduler());
+    m_scheduler->TraceConnectWithoutContext("UlTb", MakeCallback(&LteRadio::OnUlTb, this));
+    m_enbDev->GetPhy()->TraceConnectWithoutContext("ReportUeSinr",
+                                                   MakeCallback(&LteRadio::OnSrsSinr, this));
+    m_lastMeasurement.assign(ues.GetN(), ChannelMeasurement{NaN, NaN, NaN, m_enbDev->GetCellId()});
+}
+
+Time
+LteRadio::WarmUp() const
+{
+    // random access and RRC connection of every UE, then two SRS periods
+    return MilliSeconds(300 + 2 * m_srsPeriodMs);
+}
+
+std::vector<uint16_t>
+LteRadio::Rntis() const
+{
+    std::vector<uint16_t> rntis;
+    for (uint32_t k = 0; k < m_ueDevs.GetN(); ++k)
+    {
+        auto rrc = DynamicCast<LteUeNetDevice>(m_ueDevs.Get(k))->GetRrc();
+        if (rrc->GetState() != LteUeRrc::CONNECTED_NORMALLY)
+        {
+            throw std::runtime_error("radio lte: device " + std::to_string(k) +
+                                     " is not connected to the cell");
+        }
+        rntis.push_back(rrc->GetRnti());
+    }
+    return rntis;
+}
+
+std::vector<ChannelMeasurement>
+LteRadio::Measure()
+{
+    std::vector<uint16_t> rntis = Rntis();
+    // devices never sounded yet: wait one more SRS period
+    for (uint32_t k = 0; k < rntis.size(); ++k)
+    {
+        if (!m_srs.count(rntis[k]) && std::isnan(m_lastMeasurement[k].sinrDb))
+        {
+            Simulator::Stop(MilliSeconds(m_srsPeriodMs));
+            Simulator::Run();
+            break;
+        }
+    }
+    // single cell, no interference: SINR = SNR; rx power = SINR x noise over the sounded band
+    double noiseDbm = NoisePsdDbmHz(m_params) + 10 * std::log10(m_numRb * 180e3);
+    for (uint32_t k = 0; k < rntis.size(); ++k)
+    {
+        auto it = m_srs.find(rntis[k]);
+        if (it != m_srs.end() && it->second.second > 0)
+        {
+            double sinrDb = 10 * std::log10(it->second.first / it->second.second);
+            m_lastMeasurement[k] = ChannelMeasurement{sinrDb, sinrDb, sinrDb + noiseDbm,
+                                                      m_enbDev->GetCellId()};
+        }
+    }
+    m_srs.clear();
+    return m_lastMeasurement;
+}
+
+void
+LteRadio::OnSrsSinr(uint16_t, uint16_t rnti, double sinrLinear, uint8_t)
+{
+    auto& acc = m_srs[rnti];
+    acc.first += sinrLinear;
+    acc.second += 1;
+}
+
+void
+LteRadio::OnUlTb(uint16_t rnti, double sinrDb, bool ok)
+{
+    UlStats& s = m_ulStats[rnti];
+    s.tbs += 1;
+    s.lost += ok ? 0 : 1;
+    s.sinrDbSum += sinrDb;
+}
+
+uint16_t
+LteRadio::NextPort()
+{
+    if (m_nextPort >= 65000)
+    {
+        m_nextPort = FIRST_PORT;
+    }
+    return m_nextPort++;
+}
+
+void
+LteRadio::Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std::function<void()> done)
+{
+    t->listener = Socket::CreateSocket(node, TcpSocketFactory::GetTypeId());
+    t->listener->Bind(InetSocketAddress(Ipv4Address::GetAny(), port));
+    t->listener->Listen();
+    auto onRecv = [t, done](Ptr<Socket> s) {
+        while (Ptr<Packet> p = s->Recv())
+        {
+            t->received += p->GetSize();
+        }
+        if (t->received >= t->total && !t->Done())
+        {
+            t->endS = Simulator::Now().GetSeconds();
+            done();
+        }
+    };
+    t->listener->SetAcceptCallback(MakeNullCallback<bool, Ptr<Socket>, const Address&>(),
+                                   Callback<void, Ptr<Socket>, const Address&>(
+                                       [t, onRecv](Ptr<Socket> s, const Address&) {
+                                           t->rx = s;
+                                           s->SetRecvCallback(Callback<void, Ptr<Socket>>(onRecv));
+                                       }));
+}
+
+void
+LteRadio::Connect(std::shared_ptr<Transfer> t, Ptr<Node> node, Ipv4Address to, uint16_t port)
+{
+    t->startS = Simulator::Now().GetSeconds();
+    t->tx = Socket::CreateSocket(node, TcpSocketFactory::GetTypeId());
+    t->tx->Bind();
+    t->tx->SetConnectCallback(Callback<void, Ptr<Socket>>([t](Ptr<Socket>) { Pump(t); }),
+                              MakeNullCallback<void, Ptr<Socket>>());
+    t->tx->SetSendCallback(Callback<void, Ptr<Socket>, uint32_t>([t](Ptr<Socket>, uint32_t) { Pump(t); }));
+    t->tx->Connect(InetSocketAddress(to, port));
+}
+
+void
+LteRadio::Pump(std::shared_ptr<Transfer> t)
+{
+    while (t->sent < t->total)
+    {
+        uint64_t n = std::min<uint64_t>({t->total - t->sent, t->tx->GetTxAvailable(), 65536});
+        if (n == 0)
+        {
+            return; // the send callback resumes when the buffer drains
+        }
+        int sent = t->tx->Send(Create<Packet>(n));
+        if (sent <= 0)
+        {
+            return;
+        }
+        t->sent += sent;
+    }
+}
+
+void
+LteRadio::Close(Transfer& t)
+{
+    if (t.listener)
+    {
+        t.listener->SetAcceptCallback(MakeNullCallback<bool, Ptr<Socket>, const Address&>(),
+                                      MakeNullCallback<void, Ptr<Socket>, const Address&>());
+        t.listener->Close();
+    }
+    if (t.rx)
+    {
+        t.rx->SetRecvCallback(MakeNullCallback<void, Ptr<Socket>>());
+        t.rx->Close();
+    }
+    if (t.tx)
+    {
+        t.tx->SetConnectCallback(MakeNullCallback<void, Ptr<Socket>>(),
+                                 MakeNullCallback<void, Ptr<Socket>>());
+        t.tx->SetSendCallback(MakeNullCallback<void, Ptr<Socket>, uint32_t>());
+        if (!t.Done())
+        {
+            TcpAbort::Abort(t.tx);
+        }
+        t.tx->Close();
+    }
+}
+
+void
+LteRadio::DeviceDone()
+{
+    if (--m_pending == 0)
+    {
+        EndRound();
+    }
+}
+
+void
+LteRadio::EndRound()
+{
+    m_deadline.Cancel();
+    Simulator::Stop();
+}
+
+void
+LteRadio::Execute(const PlanHeader& plan,
+                  const PlanRecord* records,
+                  OutcomeHeader& outcome,
+                  OutcomeRecord* outcomes)
+{
+    const uint32_t k = m_ues.GetN();
+    const double startS = Simulator::Now().GetSeconds();
+    std::vector<uint16_t> rntis = Rntis();
+    std::vector<std::pair<uint16_t, double>> shares;
+    for (uint32_t i = 0; i < k; ++i)
+    {
+        shares.emplace_back(rntis[i], records[i].scheduled ? records[i].bandwidth_share : 0.0);
+    }
+    m_scheduler->SetUplinkShares(shares);
+    m_ulStats.clear();
+    m_pending = 0;
+
+    std::vector<Device> devices(k);
+    for (uint32_t i = 0; i < k; ++i)
+    {
+        if (!records[i].scheduled)
+        {
+            continue;
+        }
+        ++m_pending;
+        Device& d = devices[i];
+        d.up = std::make_shared<Transfer>();
+        d.down = std::make_shared<Transfer>();
+        d.up->total = records[i].uplink_bytes;
+        d.down->total = records[i].downlink_bytes;
+        uint16_t upPort = NextPort();
+        uint16_t downPort = NextPort();
+        Ptr<Node> ue = m_ues.Get(i);
+        Ipv4Address ueAddr = m_ueAddresses[i];
+        auto down = d.down;
+        auto finishDown = [this, down]() {
+            if (!down->Done())
+            {
+                down->endS = Simulator::Now().GetSeconds();
+            }
+            DeviceDone();
+        };
+        auto startDown = [this, down, ue, ueAddr, downPort, finishDown]() {
+            if (down->total == 0)
+            {
+                down->startS = Simulator::Now().GetSeconds();
+                finishDown();
+                return;
+            }
+            Connect(down, m_server, ueAddr, downPort);
+        };
+        double serverS = plan.server_time_s;
+        auto upDone = [this, serverS, startDown]() {
+            m_roundEvents.push_back(Simulator::Schedule(Seconds(serverS), startDown));
+        };
+        Listen(d.up, m_server, upPort, upDone);
+        Listen(d.down, ue, downPort, finishDown);
+        auto up = d.up;
+        auto startUp = [this, up, ue, upPort, upDone]() {
+            if (up->total == 0)
+            {
+                up->startS = up->endS = Simulator::Now().GetSeconds();
+                upDone();
+                return;
+            }
+            Connect(up, ue, m_serverAddress, upPort);
+        };
+        m_roundEvents.push_back(Simulator::Schedule(Seconds(records[i].compute_time_s), startUp));
+    }
+
+    if (m_pending > 0)
+    {
+        m_deadline = Simulator::Schedule(Seconds(plan.deadline_s), &LteRadio::EndRound, this);
+        Simulator::Run();
+    }
+    const double endS = Simulator::Now().GetSeconds();
+    for (EventId& e : m_roundEvents)
+    {
+        e.Cancel();
+    }
+    m_roundEvents.clear();
+    m_deadline.Cancel();
+
+    outcome.round_index = plan.round_index;
+    outcome.num_devices = k;
+    outcome.round_start_s = startS;
+    outcome.round_duration_s = endS - startS;
+    const double txPowerW = std::pow(10, (m_params.ueTxPowerDbm - 30) / 10);
+    for (uint32_t i = 0; i < k; ++i)
+    {
+        OutcomeRecord& o = outcomes[i];
+        o = OutcomeRecord{};
+        o.device_id = i;
+        o.uplink_delay_s = o.downlink_delay_s = o.completion_time_s = NaN;
+        if (!records[i].scheduled)
+        {
+            continue;
+        }
+        const Device& d = devices[i];
+        const UlStats& s = m_ulStats[rntis[i]];
+        o.scheduled = 1;
+        o.uplink_delivered_bytes = std::min(d.up->received, d.up->total);
+        o.downlink_delivered_bytes = std::min(d.down->received, d.down->total);
+        o.uplink_delay_s = d.up->endS - d.up->startS; // NaN while unfinished
+        o.downlink_delay_s = d.down->endS - d.down->startS;
+        o.completion_time_s = d.down->endS - startS;
+        o.deadline_met = d.up->Done() && d.down->Done() ? 1 : 0;
+        o.airtime_s = s.tbs * TTI_S; // one uplink TB per TTI
+        o.tx_energy_j = txPowerW * o.airtime_s;
+        o.packets_sent = s.tbs;
+        o.packets_lost = s.lost;
+        o.retransmissions = s.lost; // every lost TB is resent by RLC AM (HARQ is off)
+        o.mean_sinr_db = s.tbs ? s.sinrDbSum / s.tbs : NaN;
+        Close(*d.up);
+        Close(*d.down);
+    }
+}
+
+} // namespace
+
 std::unique_ptr<CosimRadio>
 MakeLteRadio()
 {
-    throw std::runtime_error("radio lte: not implemented yet");
+    return std::make_unique<LteRadio>();
 }
+
 } // namespace cosim

@@ -15,14 +15,14 @@ def plan(**kw):
     return RoundPlan(**base)
 
 
-def test_valid_plan_round_trips_into_records():
-    p = plan()
-    header = np.zeros(1, layout.PLAN_HEADER.dtype)[0]
-    records = np.zeros(5, layout.PLAN_RECORD.dtype)
-    p.write(header, records)
-    assert int(header["num_devices"]) == 3
-    assert records["scheduled"][:3].tolist() == [1, 1, 0]
-    assert records["bandwidth_share"][:3].tolist() == [0.5, 0.5, 0.0]
+def test_valid_plan_becomes_the_wire_records():
+    header_bytes, record_bytes = plan().wire
+    header = np.frombuffer(header_bytes, layout.PLAN_HEADER.dtype)[0]
+    records = np.frombuffer(record_bytes, layout.PLAN_RECORD.dtype)
+    assert int(header["num_devices"]) == 3 and float(header["deadline_s"]) == 1.0
+    assert records["scheduled"].tolist() == [1, 1, 0]
+    assert records["bandwidth_share"].tolist() == [0.5, 0.5, 0.0]
+    assert records["uplink_bytes"].tolist() == [10, 10, 0]
 
 
 @pytest.mark.parametrize("kw, msg", [
@@ -47,11 +47,11 @@ def test_equal_shares_split_the_band_among_scheduled_devices():
 
 
 def test_outcome_frame_is_one_row_per_device_with_units():
-    header = np.zeros(1, layout.OUTCOME_HEADER.dtype)[0]
+    header = np.zeros(1, layout.OUTCOME_HEADER.dtype)
     header["num_devices"] = 2
     records = np.zeros(4, layout.OUTCOME_RECORD.dtype)
     records["deadline_met"][:2] = [1, 0]
-    out = read_outcome(header, records)
+    out = read_outcome(header.tobytes(), records.tobytes())
     df = out.to_frame()
     assert len(df) == 2 and out.delivered.tolist() == [True, False]
     assert {"uplink_delay_s", "tx_energy_j", "uplink_delivered_bytes"} <= set(df.columns)
