@@ -1,0 +1,26 @@
+"""Scheduling policies for split federated LoRA rounds: the Lyapunov MIP (Gurobi or HiGHS), a fast
+Lagrangian solver, baselines, virtual energy queues and convergence-bound weights."""
+
+from optimizer.convergence import partial_participation_phi, round_weight
+from optimizer.exact import ExactSolver
+from optimizer.inputs import RoundInputs
+from optimizer.lagrangian import solve_lagrangian
+from optimizer.plan import Plan
+from optimizer.policies import POLICIES, LyapunovPolicy, Policy, make_policy
+from optimizer.problem import RoundProblem
+from optimizer.queues import VirtualQueues
+
+__all__ = [
+    "POLICIES",
+    "ExactSolver",
+    "LyapunovPolicy",
+    "Plan",
+    "Policy",
+    "RoundInputs",
+    "RoundProblem",
+    "VirtualQueues",
+    "make_policy",
+    "partial_participation_phi",
+    "round_weight",
+    "solve_lagrangian",
+]

@@ -1,0 +1,173 @@
+"""Baseline policies a researcher compares the Lyapunov scheduler against.
+
+None of them keeps energy queues; their plans report Φ(n) as the convergence term and 0 energy
+term. Shares are either 'equal' (1/n each; a device whose share is below its deadline minimum β
+is listed in plan.infeasible) or 'deadline' (β_k each plus an equal part of the rest; devices
+with the largest β are dropped until the minimums fit, so every scheduled device is on time).
+Devices that cannot meet the deadline even with the whole band are never chosen.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from optimizer.convergence import Phi, partial_participation_phi
+from optimizer.inputs import RoundInputs
+from optimizer.plan import Plan, empty_plan, make_plan
+from optimizer.problem import RoundProblem, fitting_prefix
+
+SHARE_MODES = ("equal", "deadline")
+
+
+class Baseline:
+    """Common frame: choose devices, then shares; subclasses implement `choose`."""
+
+    name = "baseline"
+
+    def __init__(self, shares: str = "equal", rate: str = "paper",
+                 phi: Phi = partial_participation_phi) -> None:
+        if shares not in SHARE_MODES:
+            raise ValueError(f"shares={shares!r}; expected one of {SHARE_MODES}")
+        self.shares, self.rate, self.phi = shares, rate, phi
+
+    def choose(self, problem: RoundProblem) -> np.ndarray:
+        raise NotImplementedError
+
+    def split(self, problem: RoundProblem, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(devices kept, their shares) by the share mode."""
+        if self.shares == "equal":
+            return idx, np.full(idx.size, 1.0 / idx.size)
+        idx = idx[np.argsort(problem.beta[idx], kind="stable")]
+        idx = np.sort(idx[: fitting_prefix(problem.beta[idx])])
+        beta = problem.beta[idx]
+        return idx, beta + (1.0 - beta.sum()) / idx.size
+
+    def plan(self, inputs: RoundInputs) -> Plan:
+        start = time.perf_counter()
+        problem = RoundProblem(inputs, np.zeros(inputs.devices), 1.0, self.rate, self.phi)
+        idx = np.sort(self.choose(problem)) if problem.feasible.size else problem.feasible
+        if idx.size:
+            idx, b = self.split(problem, idx)
+        if idx.size == 0:
+            return empty_plan(problem, "no device can meet the deadline", solver=self.name, license="n/a",
+                              solve_time_s=time.perf_counter() - start)
+        return make_plan(problem, idx, b, solver=self.name, license="n/a",
+                         solve_time_s=time.perf_counter() - start, queues=False)
+
+    def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
+        """Queue-less: nothing to learn from the outcome."""
+
+
+class AllEqual(Baseline):
+    """Every device that can make the deadline, equal shares (shares below β are reported)."""
+
+    name = "all-equal"
+
+    def choose(self, problem: RoundProblem) -> np.ndarray:
+        return problem.feasible
+
+
+class _KBaseline(Baseline):
+    def __init__(self, k: int = 3, shares: str = "equal", rate: str = "paper",
+                 phi: Phi = partial_participation_phi) -> None:
+        super().__init__(shares, rate, phi)
+        if k < 1:
+            raise ValueError(f"k={k} must be >= 1")
+        self.k = k
+
+
+class RandomK(_KBaseline):
+    """k devices drawn uniformly (seeded) from those that can make the deadline."""
+
+    name = "random-k"
+
+    def __init__(self, k: int = 3, seed: int = 0, shares: str = "equal", rate: str = "paper",
+                 phi: Phi = partial_participation_phi) -> None:
+        super().__init__(k, shares, rate, phi)
+        self._rng = np.random.default_rng(seed)
+
+    def choose(self, problem: RoundProblem) -> np.ndarray:
+        feasible = problem.feasible
+        return self._rng.choice(feasible, size=min(self.k, feasible.size), replace=False)
+
+
+class RoundRobinK(_KBaseline):
+    """The next k devices in cyclic index order, skipping those that cannot make the deadline."""
+
+    name = "round-robin-k"
+
+    def __init__(self, k: int = 3, shares: str = "equal", rate: str = "paper",
+                 phi: Phi = partial_participation_phi) -> None:
+        super().__init__(k, shares, rate, phi)
+        self._next = 0
+
+    def choose(self, problem: RoundProblem) -> np.ndarray:
+        order = (self._next + np.arange(problem.devices)) % problem.devices
+        picked = order[np.isin(order, problem.feasible)][: self.k]
+        self._next = int(picked[-1] + 1) % problem.devices
+        return picked
+
+
+class BestChannelK(_KBaseline):
+    """The k devices with the highest SNR (among those that can make the deadline)."""
+
+    name = "best-channel-k"
+
+    def choose(self, problem: RoundProblem) -> np.ndarray:
+        feasible = problem.feasible
+        return feasible[np.argsort(-problem.inputs.snr_db[feasible], kind="stable")[: self.k]]
+
+
+class Myopic(Baseline):
+    """V → ∞ without energy queues: as many devices as the deadline allows (smallest β first, which
+    maximises the count), each at its minimum share plus an equal part of the rest."""
+
+    name = "myopic"
+
+    def __init__(self, rate: str = "paper", phi: Phi = partial_participation_phi) -> None:
+        super().__init__("deadline", rate, phi)
+
+    def choose(self, problem: RoundProblem) -> np.ndarray:
+        return problem.feasible
+
+
+class EnergyGreedy(Baseline):
+    """Cheapest devices first (energy at their minimum share), each only while its average spend
+    stays within its budget, as many as the band allows; the band then split to minimise the total
+    energy (KKT with unit weights)."""
+
+    name = "energy-greedy"
+
+    def __init__(self, rate: str = "paper", phi: Phi = partial_participation_phi) -> None:
+        super().__init__("deadline", rate, phi)
+        self._spent: np.ndarray | None = None
+        self._rounds = 0
+        self._budget: np.ndarray | None = None
+
+    def choose(self, problem: RoundProblem) -> np.ndarray:
+        inputs = problem.inputs
+        if self._spent is None:
+            self._spent = np.zeros(inputs.devices)
+        self._budget = inputs.energy_budget_j
+        feasible = problem.feasible
+        cost = problem.energy(feasible, problem.beta[feasible])
+        allowed = self._spent[feasible] + cost <= (self._rounds + 1) * self._budget[feasible]
+        order = np.argsort(cost, kind="stable")
+        order = order[allowed[order]]
+        return feasible[order[: fitting_prefix(problem.beta[feasible][order])]]
+
+    def split(self, problem: RoundProblem, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if idx.size == 0:
+            return idx, np.zeros(0)
+        unit = RoundProblem(problem.inputs, np.ones(problem.devices), 0.0, self.rate, self.phi)
+        split = unit.kkt_split(idx)
+        assert split is not None  # choose() kept the minimum shares within the band
+        return idx, split[0]
+
+    def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
+        if self._spent is None:
+            raise RuntimeError("observe() before plan()")
+        self._spent += np.where(plan.scheduled, np.asarray(realised_energy_j, dtype=float), 0.0)
+        self._rounds += 1

@@ -1,0 +1,87 @@
+"""What the scheduler knows about one round, checked once so the solvers can trust it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# per-device fields that may be given as one scalar for every device; (name, strictly positive?)
+_PER_DEVICE = (
+    ("uplink_bytes", True),
+    ("downlink_bytes", False),
+    ("compute_time_s", False),
+    ("downlink_rate_bps", True),
+    ("tx_power_w", True),
+    ("compute_energy_j", False),
+    ("energy_budget_j", False),
+)
+_SCALARS = (("server_time_s", False), ("deadline_s", True), ("bandwidth_hz", True))
+
+
+@dataclass(frozen=True)
+class RoundInputs:
+    """One round's channel, payloads and device parameters (arrays of K, or scalars broadcast to K).
+
+    `snr_db[k]` is the received SNR when device k transmits over the whole band B; the rate model
+    decides how it scales with a share b. Downlink time is `downlink_bytes / downlink_rate_bps`.
+    `energy_budget_j` is the long-term average per-round budget E-bar_k.
+    """
+
+    snr_db: np.ndarray
+    uplink_bytes: np.ndarray | float
+    downlink_bytes: np.ndarray | float
+    compute_time_s: np.ndarray | float
+    downlink_rate_bps: np.ndarray | float
+    tx_power_w: np.ndarray | float
+    compute_energy_j: np.ndarray | float
+    energy_budget_j: np.ndarray | float
+    server_time_s: float
+    deadline_s: float
+    bandwidth_hz: float
+    round_index: int = 0
+
+    def __post_init__(self) -> None:
+        snr = np.array(self.snr_db, dtype=float)
+        if snr.ndim != 1 or snr.size == 0:
+            raise ValueError(f"snr_db must be a non-empty 1-D array, got shape {snr.shape}")
+        if not np.all(np.isfinite(snr)):
+            bad = np.flatnonzero(~np.isfinite(snr)).tolist()
+            raise ValueError(f"snr_db is not finite (NaN or inf) for devices {bad}")
+        object.__setattr__(self, "snr_db", snr)
+        k = snr.size
+        for name, positive in _PER_DEVICE:
+            arr = np.array(getattr(self, name), dtype=float)
+            try:
+                arr = np.broadcast_to(arr, (k,)).copy()
+            except ValueError:
+                raise ValueError(f"{name} has shape {arr.shape}, expected a scalar or ({k},)") from None
+            _check(name, arr, positive)
+            object.__setattr__(self, name, arr)
+        for name, positive in _SCALARS:
+            value = float(getattr(self, name))
+            _check(name, np.array([value]), positive)
+            object.__setattr__(self, name, value)
+        if int(self.round_index) < 0:
+            raise ValueError(f"round_index={self.round_index} must be >= 0")
+
+    @property
+    def devices(self) -> int:
+        return self.snr_db.size
+
+    @property
+    def snr_linear(self) -> np.ndarray:
+        return 10.0 ** (self.snr_db / 10.0)
+
+    def fixed_time_s(self) -> np.ndarray:
+        """Everything in a device's round except its uplink: compute, server, downlink."""
+        return self.compute_time_s + self.server_time_s + self.downlink_bytes / self.downlink_rate_bps
+
+
+def _check(name: str, arr: np.ndarray, positive: bool) -> None:
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (got NaN or inf)")
+    if positive and np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0 (got {arr.min():g})")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0 (got {arr.min():g})")

@@ -1,0 +1,87 @@
+"""Scheduling policies behind one interface, selectable by name.
+
+Every policy answers `plan(inputs) -> Plan` each round and hears `observe(plan, realised_energy_j)`
+afterwards with what the network measured; only the Lyapunov policies keep state from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from optimizer import baselines
+from optimizer.convergence import Phi, partial_participation_phi, round_weight
+from optimizer.exact import ExactSolver
+from optimizer.inputs import RoundInputs
+from optimizer.lagrangian import solve_lagrangian
+from optimizer.plan import Plan
+from optimizer.problem import RoundProblem
+from optimizer.queues import VirtualQueues
+
+
+class Policy(Protocol):
+    name: str
+
+    def plan(self, inputs: RoundInputs) -> Plan: ...
+    def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None: ...
+
+
+class LyapunovPolicy:
+    """Drift-plus-penalty: each round minimise V·ω_t·Φ(Σa) + Σ Q_k a_k E_k(b_k), then update Q.
+
+    method 'exact' solves the round's MILP (solver 'auto', 'gurobi' or 'highs'); 'lagrangian' uses
+    the fast price-and-local-search solver. ω_t = (1 − μη)^(T−1−t) over the horizon T.
+    """
+
+    def __init__(self, v: float = 10.0, horizon: int = 30, mu_eta: float = 0.0, method: str = "exact",
+                 solver: str = "auto", rate: str = "paper", phi: Phi = partial_participation_phi,
+                 threads: int = 1) -> None:
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"v={v!r} must be finite and >= 0")
+        if horizon < 1:
+            raise ValueError(f"horizon={horizon} must be >= 1")
+        round_weight(0, horizon, mu_eta)  # validates mu_eta
+        if method not in ("exact", "lagrangian"):
+            raise ValueError(f"method={method!r}; expected 'exact' or 'lagrangian'")
+        self.name = "lyapunov" if method == "exact" else "lyapunov-fast"
+        self.v, self.horizon, self.mu_eta, self.rate, self.phi = v, horizon, mu_eta, rate, phi
+        self._solve: Callable[[RoundProblem], Plan] = (
+            ExactSolver(solver, threads).solve if method == "exact" else solve_lagrangian)
+        self.queues: VirtualQueues | None = None
+        self._budget: np.ndarray | None = None
+
+    def plan(self, inputs: RoundInputs) -> Plan:
+        if self.queues is None:
+            self.queues = VirtualQueues(inputs.devices)
+        q = self.queues.values
+        if q.size != inputs.devices:
+            raise ValueError(f"policy has queues for {q.size} devices, round has {inputs.devices}")
+        weight = self.v * round_weight(inputs.round_index, self.horizon, self.mu_eta)
+        self._budget = inputs.energy_budget_j
+        return self._solve(RoundProblem(inputs, q, weight, self.rate, self.phi))
+
+    def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
+        if self.queues is None or self._budget is None:
+            raise RuntimeError("observe() before plan()")
+        self.queues.update(plan.scheduled, realised_energy_j, self._budget)
+
+
+POLICIES: dict[str, Callable[..., Policy]] = {
+    "lyapunov": lambda **kw: LyapunovPolicy(method="exact", **kw),
+    "lyapunov-fast": lambda **kw: LyapunovPolicy(method="lagrangian", **kw),
+    "all-equal": baselines.AllEqual,
+    "random-k": baselines.RandomK,
+    "round-robin-k": baselines.RoundRobinK,
+    "best-channel-k": baselines.BestChannelK,
+    "myopic": baselines.Myopic,
+    "energy-greedy": baselines.EnergyGreedy,
+}
+
+
+def make_policy(name: str, **kwargs: object) -> Policy:
+    """The policy called `name`, built with kwargs; ValueError lists the names on a typo."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")
+    return POLICIES[name](**kwargs)

@@ -1,0 +1,215 @@
+"""The per-round Lyapunov problem and its exact continuous part (the bandwidth split).
+
+    minimise  weight·Φ(Σ a) + Σ_k Q_k a_k E_k(b_k)   s.t.  Σ b <= 1,  β_k a_k <= b_k <= a_k,  Σ a >= 1
+
+with E_k(b) = A_k / f_k(b) + C_k (transmit energy p·U / (B f(b)) plus compute energy). For a fixed
+schedule the rest is convex and separable: the KKT split equalises the marginal energy saving
+h_k(b) = −Q_k E_k'(b) to a common price λ on the band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from optimizer.convergence import Phi, partial_participation_phi
+from optimizer.inputs import RoundInputs
+from optimizer.rates import RateModel, rate_model
+from optimizer.roots import decreasing_root
+
+SHARE_TOL = 1e-9  # slack on Σ b <= 1 for rounding
+
+
+def fitting_prefix(shares: np.ndarray) -> int:
+    """How many of the shares, taken in the given order, fit in the band together."""
+    return int(np.searchsorted(np.cumsum(shares), 1.0 + SHARE_TOL, side="right"))
+
+
+@dataclass(frozen=True)
+class RoundProblem:
+    """Inputs plus the Lyapunov state: queues Q_k and the weight V·ω_t of the convergence term."""
+
+    inputs: RoundInputs
+    queues: np.ndarray
+    weight: float
+    rate: str = "paper"
+    phi: Phi = partial_participation_phi
+    model: RateModel = field(init=False, repr=False)
+    beta: np.ndarray = field(init=False, repr=False)
+    reasons: dict[int, str] = field(init=False, repr=False)
+    _splits: dict[bytes, tuple[np.ndarray, float] | None] = field(
+        init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        q = np.array(self.queues, dtype=float)
+        if q.shape != (self.inputs.devices,):
+            raise ValueError(f"queues has shape {q.shape}, expected ({self.inputs.devices},)")
+        if not np.all(np.isfinite(q)) or np.any(q < 0):
+            raise ValueError("queues must be finite and >= 0")
+        if not (np.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"weight={self.weight!r} (V·ω_t) must be finite and >= 0")
+        object.__setattr__(self, "queues", q)
+        object.__setattr__(self, "model", rate_model(self.rate))
+        beta, reasons = self._min_shares()
+        object.__setattr__(self, "beta", beta)
+        object.__setattr__(self, "reasons", reasons)
+
+    def _min_shares(self) -> tuple[np.ndarray, dict[int, str]]:
+        """β_k from the deadline, and why the devices that cannot make it are out."""
+        inp = self.inputs
+        slack = inp.deadline_s - inp.fixed_time_s()
+        need = inp.uplink_bytes * 8.0 / (inp.bandwidth_hz * np.where(slack > 0, slack, 1.0))
+        beta = np.where(slack > 0, self.model.min_share(need, self.snr), np.inf)
+        reasons = {}
+        for k in np.flatnonzero(~(beta <= 1.0)):
+            if slack[k] <= 0:
+                reasons[int(k)] = (f"compute + server + downlink time {inp.fixed_time_s()[k]:.3g} s "
+                                   f"leaves no time for the uplink before the {inp.deadline_s:g} s deadline")
+            else:
+                reasons[int(k)] = (f"needs {beta[k]:.3g} of the band to upload {inp.uplink_bytes[k]:.0f} B "
+                                   f"in {slack[k]:.3g} s at {inp.snr_db[k]:.1f} dB")
+        return beta, reasons
+
+    # ----- per-device curves (idx selects devices, b is their shares) -----
+    @property
+    def devices(self) -> int:
+        return self.inputs.devices
+
+    @cached_property
+    def snr(self) -> np.ndarray:
+        return self.inputs.snr_linear
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """Indices of devices that can meet the deadline with the whole band."""
+        return np.flatnonzero(self.beta <= 1.0)
+
+    @cached_property
+    def max_count(self) -> int:
+        """The most devices whose minimum shares fit in the band together (smallest β first)."""
+        return fitting_prefix(np.sort(self.beta[self.feasible]))
+
+    @cached_property
+    def _tx_coef(self) -> np.ndarray:
+        """A_k = p_k U_k / B, so that the transmit energy is A_k / f_k(b)."""
+        inp = self.inputs
+        return inp.tx_power_w * inp.uplink_bytes * 8.0 / inp.bandwidth_hz
+
+    def _coef(self, idx: np.ndarray) -> np.ndarray:
+        return self._tx_coef[idx]
+
+    def energy(self, idx: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """E_k(b) [J]: transmit energy p·U/r(b) plus compute energy."""
+        return self._coef(idx) / self.model.f(b, self.snr[idx]) + self.inputs.compute_energy_j[idx]
+
+    def energy_slope(self, idx: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """E_k'(b) < 0."""
+        s = self.snr[idx]
+        f = self.model.f(b, s)
+        return -self._coef(idx) * self.model.df(b, s) / (f * f)
+
+    def delay(self, idx: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Predicted round time T_k(b) [s]."""
+        inp = self.inputs
+        up = inp.uplink_bytes[idx] * 8.0 / (inp.bandwidth_hz * self.model.f(b, self.snr[idx]))
+        return inp.fixed_time_s()[idx] + up
+
+    def convergence_term(self, n: int) -> float:
+        return self.weight * self.phi(n, self.devices)
+
+    # ----- bandwidth: best share at a price, and the exact split -----
+    def _log_marginal(self, idx: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ln h_k(b) with h = −Q E'(b), and its slope d ln h / d ln b (< 0)."""
+        s = self.snr[idx]
+        f, df, d2f = self.model.f(b, s), self.model.df(b, s), self.model.d2f(b, s)
+        log_h = np.log(self.queues[idx] * self._coef(idx) * df / (f * f))
+        return log_h, b * (d2f / df - 2.0 * df / f)
+
+    def share_at_price(self, idx: np.ndarray, price: float, start: np.ndarray | None = None) -> np.ndarray:
+        """argmin over b in [β_k, 1] of Q_k E_k(b) + price·b, per device (β_k where Q_k = 0).
+
+        `start` (shares of the same devices) warm-starts the Newton solve.
+        """
+        idx = np.asarray(idx)
+        if price <= 0:
+            return np.where(self.queues[idx] > 0, 1.0, self.beta[idx])
+        log_price = np.log(price)
+        at_beta, at_one = self.edge_log_marginals
+        b = np.where(at_one[idx] >= log_price, 1.0, self.beta[idx])
+        inner = (at_beta[idx] > log_price) & (at_one[idx] < log_price)
+        if not inner.any():
+            return b
+        sub = idx[inner]
+        lo = np.log(self.beta[sub])
+        x0 = lo / 2 if start is None else np.log(start[inner])
+
+        def gap(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            log_h, slope = self._log_marginal(sub, np.exp(y))
+            return log_h - log_price, slope
+
+        b[inner] = np.exp(decreasing_root(gap, lo, np.zeros_like(lo), x0))
+        return b
+
+    @cached_property
+    def edge_log_marginals(self) -> tuple[np.ndarray, np.ndarray]:
+        """ln h_k at b = β_k and at b = 1 (−inf where Q_k = 0 or the device is infeasible)."""
+        at_beta = np.full(self.devices, -np.inf)
+        at_one = np.full(self.devices, -np.inf)
+        live = np.flatnonzero((self.queues > 0) & (self.beta <= 1.0))
+        with np.errstate(divide="ignore"):
+            at_beta[live] = self._log_marginal(live, self.beta[live])[0]
+            at_one[live] = self._log_marginal(live, np.ones(live.size))[0]
+        return at_beta, at_one
+
+    def kkt_split(self, idx: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Exact shares minimising Σ Q_k E_k(b_k) over Σ b <= 1, b >= β for the schedule idx.
+
+        Returns (b, price λ), or None when the minimum shares alone exceed the band. Devices with
+        Q_k = 0 get β_k; if every Q_k is 0 the spare band is spread equally (the objective is
+        indifferent, the radio is not). Memoised per schedule: the searches revisit schedules.
+        """
+        idx = np.asarray(idx, dtype=int)
+        key = idx.tobytes()
+        if key not in self._splits:
+            self._splits[key] = self._split(idx)
+        split = self._splits[key]
+        return None if split is None else (split[0].copy(), split[1])
+
+    def _split(self, idx: np.ndarray) -> tuple[np.ndarray, float] | None:
+        beta = self.beta[idx]
+        spare = 1.0 - beta.sum()
+        if spare < -SHARE_TOL:
+            return None
+        live = self.queues[idx] > 0
+        if not live.any():
+            return beta + max(spare, 0.0) / idx.size, 0.0
+        if idx.size == 1:
+            return np.ones(1), float(np.exp(self._log_marginal(idx, np.ones(1))[0][0]))
+        at_beta, at_one = self.edge_log_marginals
+        log_hi, log_lo = float(at_beta[idx].max()), float(at_one[idx[live]].min())
+        # start from the equal split of the spare band: close to the answer in most rounds
+        last = beta + spare / idx.size
+        log_start = float(np.median(self._log_marginal(idx[live], last[live])[0]))
+
+        def excess(log_price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            nonlocal last
+            b = last = self.share_at_price(idx, float(np.exp(log_price[0])), last)
+            free = live & (b > beta) & (b < 1.0)
+            _, slope = self._log_marginal(idx[free], b[free])
+            return np.array([b.sum() - 1.0]), np.array([np.sum(b[free] / slope)])
+
+        log_price = decreasing_root(excess, np.array([log_lo]), np.array([log_hi]),
+                                    np.array([log_start]))
+        price = float(np.exp(log_price[0]))
+        return self.share_at_price(idx, price, last), price
+
+    def evaluate(self, idx: np.ndarray) -> tuple[float, np.ndarray]:
+        """True objective of scheduling idx with its KKT split (inf if it does not fit)."""
+        idx = np.asarray(idx, dtype=int)
+        split = self.kkt_split(idx) if idx.size else None
+        if split is None:
+            return np.inf, self.beta[idx].copy()
+        b = split[0]
+        return self.convergence_term(idx.size) + float(self.queues[idx] @ self.energy(idx, b)), b

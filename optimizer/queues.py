@@ -1,0 +1,33 @@
+"""Virtual energy queues: the Lyapunov device that turns long-term budgets into per-round prices."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class VirtualQueues:
+    """Q_k(t+1) = max(Q_k(t) + a_k E_k^realised − E-bar_k, 0): backlog of energy over budget [J]."""
+
+    def __init__(self, devices: int) -> None:
+        if devices < 1:
+            raise ValueError(f"devices={devices} must be >= 1")
+        self._q = np.zeros(devices)
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._q.copy()
+
+    def update(self, scheduled: np.ndarray, realised_energy_j: np.ndarray, budget_j: np.ndarray) -> None:
+        """Charge what scheduled devices really spent (as measured, so model error is corrected)."""
+        k = self._q.size
+        a = np.asarray(scheduled, dtype=bool)
+        spent = np.asarray(realised_energy_j, dtype=float)
+        budget = np.broadcast_to(np.asarray(budget_j, dtype=float), (k,))
+        for name, arr in (("scheduled", a), ("realised_energy_j", spent)):
+            if arr.shape != (k,):
+                raise ValueError(f"{name} has shape {arr.shape}, expected ({k},)")
+        if not np.all(np.isfinite(spent[a])) or np.any(spent[a] < 0):
+            raise ValueError("realised_energy_j of scheduled devices must be finite and >= 0")
+        if not np.all(np.isfinite(budget)) or np.any(budget < 0):
+            raise ValueError("energy budget must be finite and >= 0")
+        self._q = np.maximum(self._q + np.where(a, spent, 0.0) - budget, 0.0)

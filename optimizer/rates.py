@@ -1,0 +1,84 @@
+"""Uplink rate models r(b) = B·f(b) for a share b of the band, and the deadline's minimum share.
+
+Both are concave increasing in b, so the transmit energy p·U / r(b) is convex decreasing: that
+is what makes the tangent cuts of the exact solver valid and the KKT split unique.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from scipy.special import lambertw
+
+LN2 = float(np.log(2.0))
+
+
+class RateModel(Protocol):
+    """Spectral efficiency per unit of band, f(b) = r(b)/B, with full-band SNR `snr` (linear)."""
+
+    name: str
+
+    def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
+    def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
+    def d2f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
+
+    def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        """Smallest b with f(b) >= need (inf when no b reaches it)."""
+        ...
+
+
+class PaperRate:
+    """The paper's FDMA Shannon rate b·B·log2(1 + snr/b): noise power grows with the sub-band."""
+
+    name = "paper"
+
+    def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        return b * np.log1p(snr / b) / LN2
+
+    def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        x = snr / b
+        return (np.log1p(x) - x / (1.0 + x)) / LN2
+
+    def d2f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        x = snr / b
+        return -(x * x) / (b * (1.0 + x) ** 2) / LN2
+
+    def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        # b·ln(1 + s/b) = need·ln2. With u = 1 + s/b and c = need·ln2/s: ln(u) = c(u − 1), whose
+        # non-trivial root (u > 1, exists iff c < 1) is u = −W_{−1}(−c·e^{−c}) / c.
+        c = np.asarray(need, dtype=float) * LN2 / snr
+        beta = np.full(c.shape, np.inf)
+        ok = c < 1.0
+        u = -lambertw(-c[ok] * np.exp(-c[ok]), k=-1).real / c[ok]
+        beta[ok] = snr[ok] / (u - 1.0)
+        return beta
+
+
+class SimpleRate:
+    """Fixed spectral efficiency b·B·log2(1 + snr): the SNR does not change with the share."""
+
+    name = "simple"
+
+    def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        return b * np.log2(1.0 + snr)
+
+    def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        return np.log2(1.0 + snr) * np.ones_like(b)
+
+    def d2f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        return np.zeros_like(b)
+
+    def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
+        return np.asarray(need, dtype=float) / np.log2(1.0 + snr)
+
+
+RATE_MODELS: dict[str, RateModel] = {"paper": PaperRate(), "simple": SimpleRate()}
+
+
+def rate_model(name: str) -> RateModel:
+    """The rate model called `name`; ValueError lists the known ones."""
+    try:
+        return RATE_MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown rate model {name!r}; known: {sorted(RATE_MODELS)}") from None
