@@ -127,3 +127,15 @@ def test_round_cut_by_deadline_does_not_spill_into_the_next(ns3_binary, tmp_path
     assert 0 < first["uplink_delivered_bytes"] < 20_000_000
     # leftovers of the first round would eat the second round's deadline
     assert second["uplink_delivered_bytes"] >= 0.8 * first["uplink_delivered_bytes"]
+
+
+def test_flow_monitor_xml_records_the_round_traffic(ns3_binary, tmp_path):
+    xml = tmp_path / "flows.xml"
+    cfg = ScenarioConfig(devices=2, radio="lte", flow_monitor_xml=xml)
+    with Ns3Simulation(cfg) as sim:
+        sim.channel_report()
+        out = sim.execute(RoundPlan.equal_shares(0, [True, True], 100_000, 50_000, deadline_s=5.0))
+    assert out.delivered.all()
+    text = xml.read_text()
+    assert "<FlowMonitor>" in text
+    assert text.count("<Flow flowId=") >= 4  # uplink and downlink of both devices
