@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 
 from cosim import layout
 from cosim.messages import RoundPlan, read_report
@@ -128,30 +130,38 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _standalone_cpu(radio: str, k: int, rounds: int, payload: int) -> float:
+def _standalone(radio: str, k: int, rounds: int, payload: int) -> tuple[float, float]:
+    """CPU seconds of a standalone run and the simulated seconds its rounds span."""
     binary = scenario_binary()
     args = [str(binary), f"--radio={radio}", f"--devices={k}", f"--rounds={rounds}",
             f"--payloadBytes={payload}", "--deadline=10", "--mobility=random-walk"]
     before = _children_cpu()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return _children_cpu() - before
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    cpu = _children_cpu() - before
+    starts = pd.read_csv(io.StringIO(out)).groupby("round")["sim_time_s"].first()
+    return cpu, float(starts.iloc[-1] - starts.iloc[0])
 
 
-def bench_ns3_scaling(radios: list[str], ks: list[int], payload: int) -> None:
-    print(f"\n## 3. ns-3 CPU seconds per simulated round (all devices, equal shares, "
-          f"{payload / 1e6:g} MB up and down each, deadline 10 s)")
-    print(f"{'radio':<12}{'K':>6}{'cpu_s_per_round':>18}{'per_device_ms':>16}")
+def bench_ns3_scaling(radios: list[str], ks: list[int], payload: int, rounds: int) -> None:
+    print(f"\n## 3. ns-3 CPU cost per simulated round (all devices, equal shares, "
+          f"{payload / 1e6:g} MB up and down each, deadline 10 s, {rounds} rounds per K)")
+    print(f"{'radio':<12}{'K':>6}{'cpu_s_per_round':>17}{'sim_s_per_round':>17}"
+          f"{'cpu_s_per_sim_s':>17}{'cpu_ms_per_device_round':>25}")
     for radio in radios:
-        costs = []
+        per_round, per_sim_s = [], []
         for k in ks:
-            # one round minus zero rounds of work would still include set-up: difference of 1 and 3
-            c1 = _standalone_cpu(radio, k, 1, payload)
-            c3 = _standalone_cpu(radio, k, 3, payload)
-            per_round = max((c3 - c1) / 2, 1e-9)
-            costs.append(per_round)
-            print(f"{radio:<12}{k:>6}{per_round:>18.3f}{1000 * per_round / k:>16.2f}")
-        slope = np.polyfit(np.log(ks), np.log(costs), 1)[0]
-        print(f"{radio}: cost grows as K^{slope:.2f} (goal: exponent <= 1)")
+            # set-up (attachment, warm-up) cancels in the difference of 1 and 1 + rounds rounds
+            c1, _ = _standalone(radio, k, 1, payload)
+            cn, sim_s = _standalone(radio, k, 1 + rounds, payload)
+            cpu = max((cn - c1) / rounds, 1e-9)
+            per_round.append(cpu)
+            per_sim_s.append(cpu / max(sim_s / rounds, 1e-9))
+            print(f"{radio:<12}{k:>6}{cpu:>17.3f}{sim_s / rounds:>17.3f}{per_sim_s[-1]:>17.3f}"
+                  f"{1000 * cpu / k:>25.2f}")
+        slope = np.polyfit(np.log(ks), np.log(per_round), 1)[0]
+        slope_t = np.polyfit(np.log(ks), np.log(per_sim_s), 1)[0]
+        print(f"{radio}: CPU per round grows as K^{slope:.2f}, per simulated second as "
+              f"K^{slope_t:.2f} (goal: exponent <= 1)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=100, help="devices in the round-trip messages")
     ap.add_argument("--scaling-k", default="10,50,100,200", help="K values for ns-3 scaling")
     ap.add_argument("--radios", default="ideal-fdma,lte", help="radios for ns-3 scaling")
-    ap.add_argument("--payload", type=int, default=300_000, help="bytes per device each way")
+    ap.add_argument("--payload", type=int, default=100_000, help="bytes per device each way")
+    ap.add_argument("--scaling-rounds", type=int, default=4, help="rounds measured per K")
     ap.add_argument("--only", choices=["roundtrip", "idle", "scaling"], help="run one part")
     a = ap.parse_args(argv)
     print(f"# cosim benchmarks on {os.cpu_count()} cores")
@@ -170,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.only in (None, "idle"):
         bench_idle_cpu()
     if a.only in (None, "scaling"):
-        bench_ns3_scaling(a.radios.split(","), [int(k) for k in a.scaling_k.split(",")], a.payload)
+        bench_ns3_scaling(a.radios.split(","), [int(k) for k in a.scaling_k.split(",")], a.payload,
+                          a.scaling_rounds)
     return 0
 
 

@@ -131,7 +131,8 @@ class IdealFdmaRadio : public CosimRadio
     double m_bsNoisePsd{0}; ///< W/Hz incl. noise figure
     double m_ueNoisePsd{0};
     Ptr<SpectrumModel> m_model;
-    Ptr<SingleModelSpectrumChannel> m_channel;
+    Ptr<SingleModelSpectrumChannel> m_ulChannel; ///< devices transmit, the base station listens
+    Ptr<SingleModelSpectrumChannel> m_dlChannel; ///< the base station transmits, devices listen
     Ptr<FdmaPhy> m_bs;
     std::vector<Device> m_dev;
     std::vector<double> m_measuredRxW; ///< last sounding of each device received at the BS
@@ -165,25 +166,30 @@ IdealFdmaRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeCont
     Ptr<PropagationLossModel> loss = MakePropagationLoss(params);
     PrimePropagationLoss(loss, bs, ues);
     auto bsMobility = bs.Get(0)->GetObject<MobilityModel>();
-    m_channel = CreateObject<SingleModelSpectrumChannel>();
-    m_channel->AddPropagationLossModel(loss);
-    m_channel->SetPropagationDelayModel(CreateObject<ConstantSpeedPropagationDelayModel>());
-    m_channel->AddSpectrumTransmitFilter(CreateObject<FdmaListenFilter>());
+    // FDD: uplink and downlink are separate channels, so an uplink packet reaches the base
+    // station only and costs O(1), not one filter call per device
+    for (auto* channel : {&m_ulChannel, &m_dlChannel})
+    {
+        *channel = CreateObject<SingleModelSpectrumChannel>();
+        (*channel)->AddPropagationLossModel(loss);
+        (*channel)->SetPropagationDelayModel(CreateObject<ConstantSpeedPropagationDelayModel>());
+        (*channel)->AddSpectrumTransmitFilter(CreateObject<FdmaListenFilter>());
+    }
 
     auto onRx = [this](Ptr<const FdmaSignal> s, double sinr, double rxPowerW) {
         OnRx(s, sinr, rxPowerW);
     };
     m_bs = CreateObject<FdmaPhy>();
-    m_bs->Configure(bsMobility, m_channel, m_model, m_bsNoisePsd, onRx);
+    m_bs->Configure(bsMobility, m_dlChannel, m_model, m_bsNoisePsd, onRx);
     m_bs->Listen(0, kBins);
-    m_channel->AddRx(m_bs);
+    m_ulChannel->AddRx(m_bs);
     m_dev.resize(ues.GetN());
     for (uint32_t k = 0; k < ues.GetN(); ++k)
     {
         m_dev[k].phy = CreateObject<FdmaPhy>();
-        m_dev[k].phy->Configure(ues.Get(k)->GetObject<MobilityModel>(), m_channel, m_model,
+        m_dev[k].phy->Configure(ues.Get(k)->GetObject<MobilityModel>(), m_ulChannel, m_model,
                                 m_ueNoisePsd, onRx);
-        m_channel->AddRx(m_dev[k].phy);
+        m_dlChannel->AddRx(m_dev[k].phy);
     }
     m_measuredRxW.assign(ues.GetN(), kNaN);
     m_measuredSinr.assign(ues.GetN(), kNaN);
