@@ -10,6 +10,7 @@ STAMP  := $(VENV)/.installed
 BUILD  := build/ns3
 SCENARIO := $(BUILD)/cosim-scenario
 JOBS   ?= 2
+MAKEFLAGS += --no-print-directory
 
 .PHONY: run test build bench lint layout constraints clean tools
 

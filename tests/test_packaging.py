@@ -1,6 +1,10 @@
 """What the set-up files promise stays consistent (conda cannot be solved on these machines)."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -41,3 +45,26 @@ def test_constraints_agree_with_pyproject():
 def test_ns3_comes_from_the_pinned_wheel():
     assert _pins((ROOT / "ns3-requirements.txt").read_text().splitlines()) == {
         "ns3": "3.44.post0"}
+
+
+def _make_tools_with(tmp_path, tools: list[str]):
+    """Run `make tools` with a PATH that holds only the named programs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ["make", *tools]:
+        real = os.path.realpath(sys.executable) if tool == "python3" else shutil.which(tool)
+        (bin_dir / tool).symlink_to(real)
+    return subprocess.run(["make", "-s", "-C", str(ROOT), "tools", "PYTHON=python3"],
+                          env={"PATH": str(bin_dir)}, capture_output=True, text=True,
+                          executable=shutil.which("make"))
+
+
+def test_missing_cmake_names_the_package(tmp_path):
+    result = _make_tools_with(tmp_path, ["python3", "g++"])
+    assert result.returncode != 0
+    assert "cmake not found" in result.stdout and "apt-get install cmake" in result.stdout
+
+
+def test_missing_compiler_names_the_package(tmp_path):
+    result = _make_tools_with(tmp_path, ["python3", "cmake"])
+    assert result.returncode != 0 and "apt-get install g++" in result.stdout
