@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.plan import Plan, empty_plan, make_plan
-from optimizer.problem import RoundProblem
+from optimizer.problem import RoundProblem, SplitStart
 
 PRICE_STEPS = 40  # steps of the dual search
+DUAL_TOL = 1e-9  # relative: the dual search stops when no price can beat its best point by more
 SEARCH_CANDIDATES = 6  # moves evaluated exactly per local-search step
 SEARCH_STEPS = 100
 
@@ -32,14 +33,25 @@ class DualPoint:
     costs: np.ndarray  # c_j(λ), same order (ascending)
     count_terms: np.ndarray  # weight·Φ(n) + prefix cost, n = 1..n_max
     value: float
+    next_price: float  # where the schedule would just fill the band, to first order (nan: unknown)
 
     @property
     def count(self) -> int:
         return int(np.argmin(self.count_terms)) + 1
 
     @property
+    def schedule(self) -> np.ndarray:
+        return np.sort(self.devices[: self.count])
+
+    @property
     def subgradient(self) -> float:
         return float(self.shares[: self.count].sum() - 1.0)
+
+    def shares_by_device(self, size: int) -> np.ndarray:
+        """The shares indexed by device (0 for devices not in this point)."""
+        full = np.zeros(size)
+        full[self.devices] = self.shares
+        return full
 
     def forced_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower bounds on any schedule that includes device devices[r], and on any with n devices.
@@ -56,13 +68,29 @@ class DualPoint:
         return with_device, self.count_terms - self.price
 
 
-def dual_point(problem: RoundProblem, devices: np.ndarray, phi_terms: np.ndarray, price: float) -> DualPoint:
-    """Evaluate D(price); phi_terms[n-1] = weight·Φ(n) for n = 1..n_max."""
-    b = problem.share_at_price(devices, price)
+def dual_point(problem: RoundProblem, devices: np.ndarray, phi_terms: np.ndarray, price: float,
+               start: np.ndarray | None = None) -> DualPoint:
+    """Evaluate D(price); phi_terms[n-1] = weight·Φ(n) for n = 1..n_max; `start` warm-starts the shares.
+
+    The next price is a Newton step on ln Σ b over the schedule's interior shares (each about a
+    power of the price), aiming at the band left by the others.
+    """
+    b = problem.share_at_price(devices, price, start)
     c = problem.queues[devices] * problem.energy(devices, b) + price * b
     order = np.argsort(c, kind="stable")
     terms = phi_terms + np.cumsum(c[order])[: phi_terms.size]
-    return DualPoint(price, devices[order], b[order], c[order], terms, float(terms.min() - price))
+    count = int(np.argmin(terms)) + 1
+    chosen = devices[order[:count]]
+    share = b[order[:count]]
+    free = (share > problem.beta[chosen]) & (share < 1.0)
+    free_sum = float(share[free].sum())
+    left = 1.0 - (float(share.sum()) - free_sum)
+    next_price = np.nan
+    if price > 0 and free_sum > 0 and left > 0:
+        slope = float(np.sum(share[free] / problem._log_marginal(chosen[free], share[free])[1]))
+        next_price = price * float(np.exp(np.log(left / free_sum) * free_sum / slope))
+    return DualPoint(price, devices[order], b[order], c[order], terms, float(terms[count - 1] - price),
+                     next_price)
 
 
 def phi_terms(problem: RoundProblem, n_max: int) -> np.ndarray:
@@ -71,11 +99,14 @@ def phi_terms(problem: RoundProblem, n_max: int) -> np.ndarray:
 
 def maximise_dual(problem: RoundProblem, devices: np.ndarray,
                   n_max: int) -> tuple[DualPoint, list[DualPoint]]:
-    """Best dual point and every point visited, by a safeguarded bracket on the subgradient's sign.
+    """Best dual point and every point visited, inside a bracket on the subgradient's sign.
 
-    Each step proposes the KKT price of the schedule chosen at an end of the bracket (at that price
-    the schedule uses exactly the band, so if the schedule stays the cheapest the dual is at its
-    maximum); a proposal outside the bracket, or seen before, becomes a geometric bisection.
+    D is concave with supergradient g(λ) = Σ b − 1 over the chosen schedule. Each step takes the
+    newest point's Newton step if it lands inside the bracket (a smooth maximum), else the price
+    where the tangents of D at the bracket's ends cross (a kink between two schedules). A schedule
+    whose Newton step led to another schedule is at such a kink, so it proposes no more steps.
+    The tangents also bound D from above: the search stops when no price can beat the best point
+    by more than DUAL_TOL.
     """
     terms = phi_terms(problem, n_max)
     low = dual_point(problem, devices, terms, 0.0)
@@ -87,51 +118,54 @@ def maximise_dual(problem: RoundProblem, devices: np.ndarray,
         seen.append(high)
         low, hi_price = high, 4.0 * hi_price
     seen.append(high)
-    tried: set[float] = set()
+    newest, kinked = high, set()
     for _ in range(PRICE_STEPS):
-        if high.price <= low.price * (1 + 1e-9):
+        best = max(seen, key=lambda p: p.value)
+        g_low, g_high = low.subgradient, high.subgradient
+        cross = low.price + (high.value - low.value - g_high * (high.price - low.price)) / (g_low - g_high)
+        if low.value + g_low * (cross - low.price) - best.value <= DUAL_TOL * max(1.0, abs(best.value)):
             break
-        price = next((p for p in (_kkt_price(problem, low), _kkt_price(problem, high))
-                      if low.price < p < high.price and p not in tried), None)
-        if price is None:
-            price = np.sqrt(high.price * low.price) if low.price > 0 else high.price * 1e-3
-        tried.add(price)
-        point = dual_point(problem, devices, terms, price)
-        seen.append(point)
-        if abs(point.subgradient) <= 1e-9:
-            break
-        if point.subgradient > 0:
-            low = point
+        key = newest.schedule.tobytes()
+        newton = key not in kinked and low.price < newest.next_price < high.price
+        price = newest.next_price if newton else cross
+        newest = dual_point(problem, devices, terms, price, newest.shares_by_device(problem.devices)[devices])
+        if newton and newest.schedule.tobytes() != key:
+            kinked.add(key)
+        seen.append(newest)
+        if newest.subgradient > 0:
+            low = newest
         else:
-            high = point
+            high = newest
     return max(seen, key=lambda p: p.value), seen
 
 
-def _kkt_price(problem: RoundProblem, point: DualPoint) -> float:
-    """The band price at which the point's schedule uses exactly the band (nan if it cannot fit)."""
-    split = problem.kkt_split(np.sort(point.devices[: point.count]))
-    return np.nan if split is None else split[1]
+def _warm(problem: RoundProblem, point: DualPoint, idx: np.ndarray) -> SplitStart | None:
+    """The point's price and shares of idx, to warm-start the split of idx (None at price 0)."""
+    return (point.price, point.shares_by_device(problem.devices)[idx]) if point.price > 0 else None
 
 
-def local_search(problem: RoundProblem, devices: np.ndarray,
-                 start: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def local_search(problem: RoundProblem, devices: np.ndarray, start: np.ndarray,
+                 near: DualPoint) -> tuple[float, np.ndarray, np.ndarray]:
     """Add/drop/swap moves ranked by their estimate at the current KKT price, checked exactly.
 
     Joining costs a device c_j(price); leaving saves a member its energy plus its share at the
     price; the count term changes by the step in weight·Φ. Since the members sit at their best
     shares for that price, each estimate is also the dual bound of the new schedule minus the
     current value: a move estimated >= 0 cannot improve, so only negative ones are evaluated with
-    the exact split, the first improving one is taken, until none improves.
+    the exact split, the first improving one is taken, until none improves. The shares at the
+    dual point `near`, then at the current price, warm-start the share and split solves.
     """
     current = np.sort(start)
-    value, b = problem.evaluate(current)
+    value, b = problem.evaluate(current, _warm(problem, near, current))
     beta = problem.beta
+    at_price = near.shares_by_device(problem.devices)
     for _ in range(SEARCH_STEPS):
         price = problem.kkt_split(current)[1]
         outside = np.setdiff1d(devices, current)
         n, spare = current.size, 1.0 - beta[current].sum()
         keep = problem.queues[current] * problem.energy(current, b) + price * b
-        b_out = problem.share_at_price(outside, price)
+        b_out = at_price[outside] = problem.share_at_price(outside, price, at_price[outside])
+        at_price[current] = b
         join = problem.queues[outside] * problem.energy(outside, b_out) + price * b_out
         term = problem.convergence_term
         add = (term(n + 1) - term(n) if n < devices.size else np.inf) + join
@@ -151,7 +185,8 @@ def local_search(problem: RoundProblem, devices: np.ndarray,
             else:
                 i, j = divmod(int(pick) - outside.size - n, outside.size)
                 candidate = np.append(np.delete(current, i), outside[j])
-            cand_value, cand_b = problem.evaluate(candidate)
+            warm = (price, at_price[candidate]) if price > 0 else None
+            cand_value, cand_b = problem.evaluate(candidate, warm)
             if moved := cand_value < value - tol:
                 order = np.argsort(candidate)
                 current, value, b = candidate[order], cand_value, cand_b[order]
@@ -184,9 +219,9 @@ def search(problem: RoundProblem) -> SearchResult:
     best, seen = maximise_dual(problem, devices, problem.max_count)
     # start from the cheaper of the best dual point's schedule and the last one that fits the band
     fits = [p for p in seen if p.subgradient <= 0]
-    starts = [np.sort(p.devices[: p.count]) for p in (best, *fits[-1:])]
-    first = min(starts, key=lambda idx: problem.evaluate(idx)[0])
-    value, idx, b = local_search(problem, devices, first)
+    starts = [p.schedule for p in (best, *fits[-1:])]
+    first = min(starts, key=lambda idx: problem.evaluate(idx, _warm(problem, best, idx))[0])
+    value, idx, b = local_search(problem, devices, first, best)
     return SearchResult(best, value, idx, b)
 
 

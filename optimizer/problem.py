@@ -20,6 +20,7 @@ from optimizer.rates import RateModel, rate_model
 from optimizer.roots import decreasing_root
 
 SHARE_TOL = 1e-9  # slack on Σ b <= 1 for rounding
+SplitStart = tuple[float, np.ndarray]  # a price > 0 and shares near the split's, to warm-start it
 
 
 def fitting_prefix(shares: np.ndarray) -> int:
@@ -120,12 +121,16 @@ class RoundProblem:
         return self.weight * self.phi(n, self.devices)
 
     # ----- bandwidth: best share at a price, and the exact split -----
+    @cached_property
+    def _log_scale(self) -> np.ndarray:
+        """ln(Q_k A_k), so that ln h_k(b) = ln(Q_k A_k) + ln(f'/f²) (−inf where Q_k = 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.queues * self._tx_coef)
+
     def _log_marginal(self, idx: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ln h_k(b) with h = −Q E'(b), and its slope d ln h / d ln b (< 0)."""
-        s = self.snr[idx]
-        f, df, d2f = self.model.f(b, s), self.model.df(b, s), self.model.d2f(b, s)
-        log_h = np.log(self.queues[idx] * self._coef(idx) * df / (f * f))
-        return log_h, b * (d2f / df - 2.0 * df / f)
+        log_m, slope = self.model.log_marginal(b, self.snr[idx])
+        return self._log_scale[idx] + log_m, slope
 
     def share_at_price(self, idx: np.ndarray, price: float, start: np.ndarray | None = None) -> np.ndarray:
         """argmin over b in [β_k, 1] of Q_k E_k(b) + price·b, per device (β_k where Q_k = 0).
@@ -143,7 +148,10 @@ class RoundProblem:
             return b
         sub = idx[inner]
         lo = np.log(self.beta[sub])
-        x0 = lo / 2 if start is None else np.log(start[inner])
+        if start is None:  # ln h is nearly linear in ln b: interpolate between the edges
+            x0 = lo * (at_one[sub] - log_price) / (at_one[sub] - at_beta[sub])
+        else:
+            x0 = np.log(start[inner])
 
         def gap(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             log_h, slope = self._log_marginal(sub, np.exp(y))
@@ -163,21 +171,22 @@ class RoundProblem:
             at_one[live] = self._log_marginal(live, np.ones(live.size))[0]
         return at_beta, at_one
 
-    def kkt_split(self, idx: np.ndarray) -> tuple[np.ndarray, float] | None:
+    def kkt_split(self, idx: np.ndarray, start: SplitStart | None = None) -> tuple[np.ndarray, float] | None:
         """Exact shares minimising Σ Q_k E_k(b_k) over Σ b <= 1, b >= β for the schedule idx.
 
         Returns (b, price λ), or None when the minimum shares alone exceed the band. Devices with
         Q_k = 0 get β_k; if every Q_k is 0 the spare band is spread equally (the objective is
         indifferent, the radio is not). Memoised per schedule: the searches revisit schedules.
+        `start` (a price and the shares of idx at it) warm-starts the solve.
         """
         idx = np.asarray(idx, dtype=int)
         key = idx.tobytes()
         if key not in self._splits:
-            self._splits[key] = self._split(idx)
+            self._splits[key] = self._split(idx, start)
         split = self._splits[key]
         return None if split is None else (split[0].copy(), split[1])
 
-    def _split(self, idx: np.ndarray) -> tuple[np.ndarray, float] | None:
+    def _split(self, idx: np.ndarray, start: SplitStart | None) -> tuple[np.ndarray, float] | None:
         beta = self.beta[idx]
         spare = 1.0 - beta.sum()
         if spare < -SHARE_TOL:
@@ -189,9 +198,11 @@ class RoundProblem:
             return np.ones(1), float(np.exp(self._log_marginal(idx, np.ones(1))[0][0]))
         at_beta, at_one = self.edge_log_marginals
         log_hi, log_lo = float(at_beta[idx].max()), float(at_one[idx[live]].min())
-        # start from the equal split of the spare band: close to the answer in most rounds
-        last = beta + spare / idx.size
-        log_start = float(np.median(self._log_marginal(idx[live], last[live])[0]))
+        if start is None:  # the equal split of the spare band: close to the answer in most rounds
+            last = beta + spare / idx.size
+            log_start = float(np.median(self._log_marginal(idx[live], last[live])[0]))
+        else:
+            log_start, last = float(np.log(start[0])), start[1]
 
         def excess(log_price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             nonlocal last
@@ -205,10 +216,10 @@ class RoundProblem:
         price = float(np.exp(log_price[0]))
         return self.share_at_price(idx, price, last), price
 
-    def evaluate(self, idx: np.ndarray) -> tuple[float, np.ndarray]:
+    def evaluate(self, idx: np.ndarray, start: SplitStart | None = None) -> tuple[float, np.ndarray]:
         """True objective of scheduling idx with its KKT split (inf if it does not fit)."""
         idx = np.asarray(idx, dtype=int)
-        split = self.kkt_split(idx) if idx.size else None
+        split = self.kkt_split(idx, start) if idx.size else None
         if split is None:
             return np.inf, self.beta[idx].copy()
         b = split[0]

@@ -21,7 +21,11 @@ class RateModel(Protocol):
 
     def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
     def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
-    def d2f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
+
+    def log_marginal(self, b: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ln(f'(b) / f(b)²), which is ln of the transmit energy's −dE/db up to a constant factor,
+        and its slope in ln b, b·(f''/f' − 2 f'/f) < 0."""
+        ...
 
     def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
         """Smallest b with f(b) >= need (inf when no b reaches it)."""
@@ -40,9 +44,13 @@ class PaperRate:
         x = snr / b
         return (np.log1p(x) - x / (1.0 + x)) / LN2
 
-    def d2f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
+    def log_marginal(self, b: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # with x = snr/b, l = ln(1 + x), r = x/(1 + x): f = b·l/ln2 and f' = (l − r)/ln2
         x = snr / b
-        return -(x * x) / (b * (1.0 + x) ** 2) / LN2
+        log = np.log1p(x)
+        r = x / (1.0 + x)
+        d = log - r
+        return np.log(LN2 * d / np.square(b * log)), -(r * r) / d - 2.0 * d / log
 
     def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
         # b·ln(1 + s/b) = need·ln2. With u = 1 + s/b and c = need·ln2/s: ln(u) = c(u − 1), whose
@@ -66,8 +74,8 @@ class SimpleRate:
     def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
         return np.log2(1.0 + snr) * np.ones_like(b)
 
-    def d2f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        return np.zeros_like(b)
+    def log_marginal(self, b: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return -np.log(np.log2(1.0 + snr)) - 2.0 * np.log(b), np.full_like(b, -2.0)
 
     def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
         return np.asarray(need, dtype=float) / np.log2(1.0 + snr)

@@ -14,9 +14,9 @@ def decreasing_root(fun: ValueAndSlope, lo: np.ndarray, hi: np.ndarray, x0: np.n
     """x in [lo, hi] with fun(x) = 0, elementwise, for fun decreasing with fun(lo) >= 0 >= fun(hi).
 
     Newton steps are fast on the smooth, nearly linear log-log curves we solve; a step that
-    leaves the current bracket is replaced by bisection, so convergence is guaranteed. It stops
-    after a round of pure Newton steps all shorter than tol: by quadratic convergence the
-    returned point is then accurate to about tol².
+    leaves the current bracket is replaced by bisection, so convergence is guaranteed. An element
+    is done after a Newton step shorter than tol (by quadratic convergence it is then accurate to
+    about tol²), or once rounding pushes its Newton step out of a bracket narrower than tol².
     """
     lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
     x = np.clip(np.array(x0, dtype=float), lo, hi)
@@ -26,11 +26,10 @@ def decreasing_root(fun: ValueAndSlope, lo: np.ndarray, hi: np.ndarray, x0: np.n
             lo = np.where(val >= 0, x, lo)
             hi = np.where(val <= 0, x, hi)
             new = x - val / slope
-            outside = ~((new >= lo) & (new <= hi))
-            new = np.where(outside, 0.5 * (lo + hi), new)
-            new = np.where(val == 0, x, new)
-            done = not outside.any() and np.all(np.abs(new - x) <= tol * (1.0 + np.abs(x)))
-            x = new
+            scale = tol * (1.0 + np.abs(x))
+            inside = (new >= lo) & (new <= hi)
+            done = np.all(np.where(inside, np.abs(new - x) <= scale, hi - lo <= tol * scale))
+            x = np.where(inside, new, 0.5 * (lo + hi))
             if done:
                 break
     return x
