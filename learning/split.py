@@ -1,0 +1,119 @@
+"""The model cut in two: the device keeps embeddings + task head, the server runs the LoRA-wrapped encoder.
+
+Both parts reference the modules of one loaded encoder, so the frozen base exists once in memory;
+only the small trainable tensors differ between devices (see `trainable_state` / `load_trainable`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from peft import LoraConfig, get_peft_model, inject_adapter_in_model
+from torch import nn
+from transformers import PretrainedConfig
+from transformers.masking_utils import create_bidirectional_mask
+
+from learning.config import LoraSettings, ModelSettings
+from learning.encoder import Encoder
+
+
+class MeanPoolHead(nn.Module):
+    """Task head: mean of the encoder output over real tokens, then a linear classifier.
+
+    The classifier starts at zero: Adam moves each weight by about `lr` per step, so a random start
+    (±1/sqrt(d)) would take dozens of rounds to outweigh, while from zero the first step already points
+    the right way.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+        nn.init.zeros_(self.classifier.weight)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        weights = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+        pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return self.classifier(self.dropout(pooled))
+
+
+class DevicePart(nn.Module):
+    """What a device runs: token embeddings before the link, the task head after it."""
+
+    def __init__(self, embeddings: nn.Module, head: MeanPoolHead) -> None:
+        super().__init__()
+        self.embeddings = embeddings
+        self.head = head
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embeddings(input_ids=input_ids)
+
+
+class ServerPart(nn.Module):
+    """What the server runs: the encoder layers with LoRA adapters (peft), fed with activations."""
+
+    def __init__(self, body: nn.Module, config: PretrainedConfig) -> None:
+        super().__init__()
+        self.body = body
+        self.config = config
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # transformers 5.x: the layer stack called on its own needs the 4-D mask the full model would build.
+        mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states,
+                                         attention_mask=attention_mask)
+        return self.body(hidden_states=hidden_states, attention_mask=mask).last_hidden_state
+
+
+@dataclass
+class SplitModel:
+    device: DevicePart
+    server: ServerPart
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The unsplit forward through the same modules (evaluation, the unsplit mode, references)."""
+        hidden = self.server(self.device.embed(input_ids), attention_mask)
+        return self.device.head(hidden, attention_mask)
+
+    def train(self, mode: bool = True) -> None:
+        self.device.train(mode)
+        self.server.train(mode)
+
+
+def lora_config(settings: LoraSettings, targets: tuple[str, ...]) -> LoraConfig:
+    return LoraConfig(r=settings.r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                      target_modules=list(targets))
+
+
+def build_split_model(encoder: Encoder, model: ModelSettings, lora: LoraSettings, num_labels: int,
+                      seed: int = 0) -> SplitModel:
+    """Freeze the base, add LoRA to the encoder (and to the word embeddings if asked), add a fresh head.
+
+    `seed` fixes the head and LoRA initialisation so that runs (and the modes compared) start equal.
+    """
+    torch.manual_seed(seed)
+    encoder.model.requires_grad_(False)
+    embeddings = encoder.embeddings
+    if model.embeddings == "lora":
+        inject_adapter_in_model(lora_config(lora, ("word_embeddings",)), embeddings)
+    body = get_peft_model(encoder.body, lora_config(lora, lora.target_modules or encoder.family.query_value))
+    head = MeanPoolHead(encoder.hidden_size, num_labels, model.head_dropout)
+    return SplitModel(DevicePart(embeddings, head), ServerPart(body, encoder.model.config))
+
+
+def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the trainable tensors: one device's (or the global) LoRA / head state."""
+    return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def load_trainable(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Swap a state into the shared module in place (the frozen base is never copied)."""
+    params = dict(module.named_parameters())
+    for name, value in state.items():
+        params[name].copy_(value)
+
+
+def count_trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,205 @@
+"""The federated learning side the round loop drives: local training, payloads, aggregation, evaluation.
+
+One frozen base model lives in memory. Each scheduled device's trainable tensors (the server-side LoRA
+and the device-side head, plus embedding LoRA if enabled) are swapped into it for that device's local
+steps and kept as a small per-device state until aggregation, so memory grows with the LoRA size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learning.aggregate import State, fedavg
+from learning.config import TrainerConfig
+from learning.data import encode, load_dataset, subsample, train_test_split
+from learning.encoder import load_encoder
+from learning.metrics import accuracy, macro_f1
+from learning.partition import label_counts, partition
+from learning.payload import DOWN, UP, Link, Payload, PayloadPredictor
+from learning.split import build_split_model, count_trainable, load_trainable, trainable_state
+from learning.step import Clock, predict_logits, split_step, unsplit_step
+
+
+@dataclass
+class Update:
+    """One device's result of a round: its new states as the server received them, and what it cost."""
+
+    device: int
+    num_samples: int
+    server_state: State
+    device_state: State
+    payload: Payload
+    device_compute_s: float
+    server_compute_s: float
+    loss: float
+
+
+class _Experiment:
+    """Data, split model and evaluation shared by the federated and the centralised trainers."""
+
+    def __init__(self, config: TrainerConfig) -> None:
+        self.config = config
+        data = config.data
+        dataset = load_dataset(data.dataset)
+        if data.max_samples is not None:
+            dataset = subsample(dataset, data.max_samples, data.seed)
+        train, test = train_test_split(dataset, data.test_fraction, data.seed)
+        self.label_names = dataset.label_names
+        self.train_labels = train.labels
+        encoder = load_encoder(config.model.path, config.model.sha256)
+        self.train_data = encode(train, encoder.tokenizer, config.model.max_length)
+        self.test_data = encode(test, encoder.tokenizer, config.model.max_length)
+        self.model = build_split_model(encoder, config.model, config.lora, len(self.label_names), config.seed)
+        self.hidden_size = encoder.hidden_size
+
+    def _optimizer(self, module: nn.Module) -> torch.optim.AdamW:
+        params = [p for p in module.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    def evaluate(self) -> dict[str, float]:
+        """Accuracy, macro-F1 and mean cross-entropy of the current model on the held-out test set."""
+        self.model.train(False)
+        test, size = self.test_data, self.config.eval_batch_size
+        logits = torch.cat([predict_logits(self.model, test.batch(slice(i, i + size)))
+                            for i in range(0, len(test), size)])
+        labels, predictions = test.labels.numpy(), logits.argmax(dim=1).numpy()
+        return {"accuracy": accuracy(labels, predictions),
+                "macro_f1": macro_f1(labels, predictions, len(self.label_names)),
+                "loss": float(F.cross_entropy(logits, test.labels)), "samples": float(len(test))}
+
+
+class SplitFedTrainer(_Experiment):
+    """Split federated LoRA (or, with `mode="unsplit"`, federated LoRA with the whole model on devices)."""
+
+    def __init__(self, config: TrainerConfig) -> None:
+        super().__init__(config)
+        self.partitions = partition(self.train_labels, config.data)
+        empty = [k for k, part in enumerate(self.partitions) if len(part) == 0]
+        if empty:
+            raise ValueError(f"devices {empty} got no training samples: fewer devices or more data")
+        self.sample_counts = np.array([len(part) for part in self.partitions])
+        self.label_counts = label_counts(self.train_labels, self.partitions, len(self.label_names))
+        self._rngs = [np.random.default_rng([config.seed, k]) for k in range(config.data.devices)]
+        self.global_server: State = trainable_state(self.model.server)
+        self.global_device: State = trainable_state(self.model.device)
+        self.predictor = PayloadPredictor(
+            hidden_size=self.hidden_size, wire_dtype=config.model.torch_wire_dtype,
+            device_params=count_trainable(self.model.device),
+            server_params=count_trainable(self.model.server),
+            embeddings_trainable=config.model.embeddings != "frozen", split=config.mode == "split")
+
+    @property
+    def devices(self) -> int:
+        return len(self.partitions)
+
+    def payload_bytes(self, device: int) -> Payload:
+        """The payload `local_train` will measure for this device, predicted from shapes alone."""
+        batch = min(self.config.batch_size, int(self.sample_counts[device]))
+        return self.predictor.predict(self.config.local_steps, batch, self.config.model.max_length)
+
+    def local_train(self, devices: Iterable[int]) -> dict[int, Update]:
+        """τ local steps for each device, each starting from the current global state."""
+        devices = list(devices)
+        unknown = [k for k in devices if not 0 <= k < self.devices]
+        if unknown:
+            raise ValueError(f"unknown devices {unknown}: this run has devices 0..{self.devices - 1}")
+        return {k: self._train_device(k) for k in devices}
+
+    def _next_batch(self, device: int) -> np.ndarray:
+        part = self.partitions[device]
+        return self._rngs[device].choice(part, size=min(self.config.batch_size, len(part)), replace=False)
+
+    def _train_device(self, device: int) -> Update:
+        split = self.config.mode == "split"
+        link, clock = Link(self.config.model.torch_wire_dtype), Clock()
+        # The device fetches the global device-side state; unsplit, it fetches the LoRA as well.
+        load_trainable(self.model.device, link.send_state("device_params", DOWN, self.global_device))
+        load_trainable(self.model.server, self.global_server if split
+                       else link.send_state("server_params", DOWN, self.global_server))
+        # Which side runs each optimiser: unsplit, the device holds the LoRA too.
+        optimizers = [("device", self._optimizer(self.model.device)),
+                      ("server" if split else "device", self._optimizer(self.model.server))]
+        self.model.train(True)
+        losses = []
+        for _ in range(self.config.local_steps):
+            for _, optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            batch = self.train_data.batch(self._next_batch(device))
+            losses.append(split_step(self.model, batch, link, clock) if split
+                          else unsplit_step(self.model, batch, clock))
+            for side, optimizer in optimizers:
+                with clock.on(side):
+                    optimizer.step()
+        server_state = trainable_state(self.model.server)
+        return Update(
+            device=device, num_samples=int(self.sample_counts[device]),
+            server_state=server_state if split else link.send_state("server_params", UP, server_state),
+            device_state=link.send_state("device_params", UP, trainable_state(self.model.device)),
+            payload=link.payload(), device_compute_s=clock.seconds["device"],
+            server_compute_s=clock.seconds["server"], loss=float(np.mean(losses)))
+
+    def aggregate(self, updates: Mapping[int, Update], delivered: set[int]) -> None:
+        """FedAvg by sample count over the delivered updates only; none delivered changes nothing."""
+        unknown = delivered - set(updates)
+        if unknown:
+            raise ValueError(f"delivered devices {sorted(unknown)} have no update this round")
+        arrived = [updates[k] for k in sorted(delivered)]
+        if not arrived:
+            return
+        weights = [u.num_samples for u in arrived]
+        self.global_server = fedavg([u.server_state for u in arrived], weights)
+        self.global_device = fedavg([u.device_state for u in arrived], weights)
+
+    def evaluate(self) -> dict[str, float]:
+        load_trainable(self.model.server, self.global_server)
+        load_trainable(self.model.device, self.global_device)
+        return super().evaluate()
+
+
+class CentralisedTrainer(_Experiment):
+    """Centralised LoRA on the pooled training data: the upper reference for the federated modes."""
+
+    def __init__(self, config: TrainerConfig) -> None:
+        super().__init__(config)
+        self._rng = np.random.default_rng(config.seed)
+        self._optimizers = [self._optimizer(self.model.device), self._optimizer(self.model.server)]
+
+    def train(self, steps: int) -> float:
+        """`steps` steps of batch `config.batch_size` drawn from all training data; mean loss."""
+        self.model.train(True)
+        clock, losses = Clock(), []
+        for _ in range(steps):
+            for optimizer in self._optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            size = min(self.config.batch_size, len(self.train_data))
+            batch = self.train_data.batch(self._rng.choice(len(self.train_data), size=size, replace=False))
+            losses.append(unsplit_step(self.model, batch, clock))
+            for optimizer in self._optimizers:
+                optimizer.step()
+        return float(np.mean(losses))
+
+
+def run_rounds(trainer: SplitFedTrainer, rounds: int,
+               on_round: Callable[[int, dict[int, Update], dict[str, float] | None], None] | None = None
+               ) -> list[dict[str, float]]:
+    """Every device every round, all updates delivered, evaluation every `eval_every` rounds and at the end.
+
+    The full experiment loop schedules and delivers through ns-3; this is its network-free reference.
+    """
+    history = []
+    for r in range(rounds):
+        updates = trainer.local_train(range(trainer.devices))
+        trainer.aggregate(updates, set(updates))
+        metrics = None
+        if (r + 1) % trainer.config.eval_every == 0 or r == rounds - 1:
+            metrics = {"round": float(r + 1), **trainer.evaluate()}
+            history.append(metrics)
+        if on_round is not None:
+            on_round(r, updates, metrics)
+    return history

@@ -1,0 +1,119 @@
+"""Federated rounds on a tiny random encoder: FedAvg, delivery, payload prediction, comparison modes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_learning_support import tiny_model_dir, topic_csv
+
+from learning.aggregate import fedavg
+from learning.config import DataSettings, LoraSettings, ModelSettings, TrainerConfig
+from learning.split import count_trainable
+from learning.trainer import CentralisedTrainer, SplitFedTrainer, run_rounds
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fed")
+    return tiny_model_dir(root / "model"), topic_csv(root / "topics.csv")
+
+
+def _config(files, **model) -> TrainerConfig:
+    folder, csv_file = files
+    return TrainerConfig(model=ModelSettings(path=folder, max_length=12, **model),
+                         data=DataSettings(dataset=csv_file, devices=4, partition="dirichlet",
+                                           dirichlet_alpha=1.0), local_steps=2, batch_size=4, lr=1e-2)
+
+
+def test_fedavg_is_the_sample_weighted_mean():
+    a = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor(0.0)}
+    b = {"w": torch.tensor([3.0, 6.0]), "b": torch.tensor(4.0)}
+    out = fedavg([a, b], [1, 3])
+    torch.testing.assert_close(out["w"], torch.tensor([2.5, 5.0]))
+    torch.testing.assert_close(out["b"], torch.tensor(3.0))
+    with pytest.raises(ValueError):
+        fedavg([a, b], [0, 0])
+
+
+def test_aggregate_counts_only_delivered_updates(files):
+    trainer = SplitFedTrainer(_config(files))
+    before = {**trainer.global_server, **trainer.global_device}
+    updates = trainer.local_train([0, 1, 2])
+
+    trainer.aggregate(updates, set())
+    after = {**trainer.global_server, **trainer.global_device}
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+
+    updates[1].server_state = {k: v + 100 for k, v in updates[1].server_state.items()}  # never delivered
+    trainer.aggregate(updates, {0, 2})
+    n0, n2 = updates[0].num_samples, updates[2].num_samples
+    assert (n0, n2) == (trainer.sample_counts[0], trainer.sample_counts[2]) and n0 != n2
+    differ = []
+    for glob, part in ((trainer.global_server, "server_state"), (trainer.global_device, "device_state")):
+        for name, value in glob.items():
+            s0, s2 = getattr(updates[0], part)[name], getattr(updates[2], part)[name]
+            torch.testing.assert_close(value, (n0 * s0 + n2 * s2) / (n0 + n2))
+            differ.append((part, not torch.equal(s0, s2)))
+    assert any(d for part, d in differ if part == "server_state") and all(d for part, d in differ
+                                                                          if part == "device_state")
+    with pytest.raises(ValueError, match=r"delivered devices \[3\]"):
+        trainer.aggregate(updates, {0, 3})
+    with pytest.raises(ValueError, match=r"unknown devices \[4\]: this run has devices 0..3"):
+        trainer.local_train([0, 4])
+
+
+@pytest.mark.parametrize(("mode", "wire", "embeddings"), [
+    ("split", "fp32", "frozen"), ("split", "fp16", "lora"), ("split", "bf16", "frozen"),
+    ("unsplit", "fp32", "frozen"), ("unsplit", "fp16", "lora")])
+def test_measured_payload_equals_prediction(files, mode, wire, embeddings):
+    config = _config(files, wire_dtype=wire, embeddings=embeddings)
+    trainer = SplitFedTrainer(TrainerConfig(model=config.model, data=config.data, mode=mode, batch_size=4))
+    update = trainer.local_train([1])[1]
+    assert update.payload == trainer.payload_bytes(1)
+    q = 4 if wire == "fp32" else 2
+    device_params = count_trainable(trainer.model.device)
+    server_params = count_trainable(trainer.model.server)
+    if mode == "unsplit":
+        assert update.payload.uplink_bytes == (device_params + server_params) * q
+    else:
+        assert update.payload.uplink_bytes == 2 * (2 * 4 * 12 * 32 * q + 4 * 12) + device_params * q
+        assert update.server_compute_s > 0
+    assert update.device_compute_s > 0
+
+
+def test_server_keeps_only_lora_tensors_per_device(files):
+    trainer = SplitFedTrainer(_config(files))
+    updates = trainer.local_train(range(4))
+    lora_bytes = count_trainable(trainer.model.server) * 4
+    assert all(sum(t.nbytes for t in u.server_state.values()) == lora_bytes for u in updates.values())
+    assert all(all("lora_" in name for name in u.server_state) for u in updates.values())
+
+
+def test_split_and_unsplit_rounds_learn_the_same(files):
+    """Same seeds, dropout off: the split and unsplit federated runs give the same global model."""
+    results = []
+    for mode in ("split", "unsplit"):
+        config = _config(files)
+        trainer = SplitFedTrainer(TrainerConfig(model=config.model, data=config.data, mode=mode,
+                                                local_steps=2, batch_size=4, lr=1e-2,
+                                                lora=LoraSettings(lora_dropout=0.0)))
+        for module in (*trainer.model.device.modules(), *trainer.model.server.modules()):
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        history = run_rounds(trainer, rounds=2)
+        results.append((trainer.global_server, history[-1]))
+    (split_state, split_metrics), (whole_state, whole_metrics) = results
+    for name in split_state:
+        torch.testing.assert_close(split_state[name], whole_state[name], atol=1e-5, rtol=1e-4)
+    assert split_metrics["accuracy"] == whole_metrics["accuracy"]
+
+
+def test_centralised_trainer_learns_the_topics(files):
+    trainer = CentralisedTrainer(_config(files))
+    first = trainer.evaluate()
+    trainer.train(steps=30)
+    after = trainer.evaluate()
+    assert after["loss"] < first["loss"] and after["accuracy"] > 0.8
+    assert set(after) == {"accuracy", "macro_f1", "loss", "samples"}
