@@ -213,9 +213,11 @@ bool
 FdmaListenFilter::DoFilter(Ptr<const SpectrumSignalParameters> params,
                            Ptr<const SpectrumPhy> receiverPhy)
 {
-    auto s = DynamicCast<const FdmaSignal>(params);
-    auto phy = DynamicCast<const FdmaPhy>(receiverPhy);
-    return s && phy && !phy->Hears(s->lo, s->hi);
+    // Called once per receiver for every signal, the hottest path of a large cell; only FdmaPhys
+    // attach to and transmit FdmaSignals on the radio's channels, so no dynamic_cast is needed.
+    auto s = static_cast<const FdmaSignal*>(PeekPointer(params));
+    auto phy = static_cast<const FdmaPhy*>(PeekPointer(receiverPhy));
+    return !phy->Hears(s->lo, s->hi);
 }
 
 int64_t
