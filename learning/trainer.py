@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.aggregate import State, fedavg
+from learning.aggregate import ServerOptimizer, State, fedavg
 from learning.config import TrainerConfig
 from learning.data import encode, load_dataset, subsample, train_test_split
 from learning.encoder import load_encoder
@@ -88,6 +88,10 @@ class SplitFedTrainer(_Experiment):
         self._rngs = [np.random.default_rng([config.seed, k]) for k in range(config.data.devices)]
         self.global_server: State = trainable_state(self.model.server)
         self.global_device: State = trainable_state(self.model.device)
+        # The server's optimiser over the aggregated updates: one for each part's global state.
+        self._global_optimizers = {
+            part: ServerOptimizer(config.server_optimizer, config.server_lr, config.server_momentum)
+            for part in ("server", "device")}
         self.predictor = PayloadPredictor(
             hidden_size=self.hidden_size, wire_dtype=config.model.torch_wire_dtype,
             device_params=count_trainable(self.model.device),
@@ -145,7 +149,10 @@ class SplitFedTrainer(_Experiment):
             server_compute_s=clock.seconds["server"], loss=float(np.mean(losses)))
 
     def aggregate(self, updates: Mapping[int, Update], delivered: set[int]) -> None:
-        """FedAvg by sample count over the delivered updates only; none delivered changes nothing."""
+        """FedAvg by sample count over the delivered updates, then the configured server optimiser step.
+
+        Only delivered updates count; none delivered changes nothing (not even the server optimiser state).
+        """
         unknown = delivered - set(updates)
         if unknown:
             raise ValueError(f"delivered devices {sorted(unknown)} have no update this round")
@@ -153,8 +160,10 @@ class SplitFedTrainer(_Experiment):
         if not arrived:
             return
         weights = [u.num_samples for u in arrived]
-        self.global_server = fedavg([u.server_state for u in arrived], weights)
-        self.global_device = fedavg([u.device_state for u in arrived], weights)
+        server_average = fedavg([u.server_state for u in arrived], weights)
+        device_average = fedavg([u.device_state for u in arrived], weights)
+        self.global_server = self._global_optimizers["server"].step(self.global_server, server_average)
+        self.global_device = self._global_optimizers["device"].step(self.global_device, device_average)
 
     def evaluate(self) -> dict[str, float]:
         load_trainable(self.model.server, self.global_server)

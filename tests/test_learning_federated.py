@@ -6,7 +6,7 @@ import pytest
 import torch
 from test_learning_support import tiny_model_dir, topic_csv
 
-from learning.aggregate import fedavg
+from learning.aggregate import ServerOptimizer, fedavg
 from learning.config import DataSettings, LoraSettings, ModelSettings, TrainerConfig
 from learning.split import count_trainable
 from learning.trainer import CentralisedTrainer, SplitFedTrainer, run_rounds
@@ -20,11 +20,12 @@ def files(tmp_path_factory):
     return tiny_model_dir(root / "model"), topic_csv(root / "topics.csv")
 
 
-def _config(files, **model) -> TrainerConfig:
+def _config(files, server: dict | None = None, **model) -> TrainerConfig:
     folder, csv_file = files
     return TrainerConfig(model=ModelSettings(path=folder, max_length=12, **model),
                          data=DataSettings(dataset=csv_file, devices=4, partition="dirichlet",
-                                           dirichlet_alpha=1.0), local_steps=2, batch_size=4, lr=1e-2)
+                                           dirichlet_alpha=1.0), local_steps=2, batch_size=4, lr=1e-2,
+                         **(server or {}))
 
 
 def test_fedavg_is_the_sample_weighted_mean():
@@ -37,8 +38,12 @@ def test_fedavg_is_the_sample_weighted_mean():
         fedavg([a, b], [0, 0])
 
 
-def test_aggregate_counts_only_delivered_updates(files):
-    trainer = SplitFedTrainer(_config(files))
+# FedAvgM with momentum 0 and server lr 1 is FedAvg.
+@pytest.mark.parametrize("server", [{"server_optimizer": "fedavg"},
+                                    {"server_optimizer": "fedavgm", "server_momentum": 0.0,
+                                     "server_lr": 1.0}])
+def test_aggregate_counts_only_delivered_updates(files, server):
+    trainer = SplitFedTrainer(_config(files, server))
     before = {**trainer.global_server, **trainer.global_device}
     updates = trainer.local_train([0, 1, 2])
 
@@ -62,6 +67,48 @@ def test_aggregate_counts_only_delivered_updates(files):
         trainer.aggregate(updates, {0, 3})
     with pytest.raises(ValueError, match=r"unknown devices \[4\]: this run has devices 0..3"):
         trainer.local_train([0, 4])
+
+
+def test_fedavgm_accumulates_momentum_by_hand():
+    opt = ServerOptimizer("fedavgm", lr=0.5, momentum=0.9)
+    g0 = {"w": torch.tensor([1.0, -2.0])}
+    g1 = opt.step(g0, {"w": torch.tensor([3.0, -2.0])})    # m = (2, 0), moves by 0.5 m
+    torch.testing.assert_close(g1["w"], torch.tensor([2.0, -2.0]))
+    g2 = opt.step(g1, {"w": torch.tensor([2.0, 0.0])})     # m = 0.9 (2, 0) + (0, 2) = (1.8, 2)
+    torch.testing.assert_close(g2["w"], torch.tensor([2.9, -1.0]))
+
+
+def test_fedadam_first_step_moves_each_weight_by_server_lr():
+    opt = ServerOptimizer("fedadam", lr=0.01, momentum=0.9)
+    out = opt.step({"w": torch.zeros(3)}, {"w": torch.tensor([0.5, -1e-3, 0.0])})
+    torch.testing.assert_close(out["w"], torch.tensor([0.01, -0.01, 0.0]), atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("server", [{"server_optimizer": "fedavgm"},
+                                    {"server_optimizer": "fedadam", "server_lr": 1e-2}])
+def test_server_optimizer_ignores_undelivered_updates(files, server):
+    """Nothing delivered changes nothing, not even the optimiser state; undelivered states never count."""
+    finals = []
+    for idle in (False, True):
+        trainer = SplitFedTrainer(_config(files, server))  # seeds torch, so both runs draw the same dropout
+        start = {**trainer.global_server, **trainer.global_device}
+        updates = trainer.local_train([0, 1, 2])
+        if idle:
+            trainer.aggregate(updates, set())
+            assert all(torch.equal(v, start[k]) for k, v in {**trainer.global_server,
+                                                             **trainer.global_device}.items())
+            updates[1].server_state = {k: v + 100 for k, v in updates[1].server_state.items()}
+        trainer.aggregate(updates, {0, 2})
+        trainer.aggregate(trainer.local_train([0, 1]), {0, 1})
+        finals.append({**trainer.global_server, **trainer.global_device})
+    assert any(not torch.equal(finals[0][k], start[k]) for k in start)
+    assert all(torch.equal(finals[0][k], finals[1][k]) for k in start)
+
+
+def test_server_optimizer_settings_are_checked():
+    for bad in ({"server_optimizer": "fedprox"}, {"server_lr": 0.0}, {"server_momentum": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TrainerConfig(**bad)
 
 
 @pytest.mark.parametrize(("mode", "wire", "embeddings"), [
