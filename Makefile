@@ -15,7 +15,7 @@ MAKEFLAGS += --no-print-directory
 .PHONY: run test build bench lint layout constraints clean tools
 
 run: build
-	$(BIN)/cosim simulate --devices 10 --rounds 3
+	$(BIN)/cosim run default
 
 test: build
 	$(BIN)/ruff check cosim learning optimizer tests bench

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -10,9 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cosim import bridge
+from cosim.config import ExperimentConfig, load_config, preset_names
 from cosim.messages import RoundPlan
 from cosim.scenario import ConfigError, ScenarioConfig
 from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError
+
+if TYPE_CHECKING:
+    from cosim.rundir import RunDir
 
 app = typer.Typer(help="Co-simulation of split federated LoRA over an ns-3 wireless network.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -94,3 +101,110 @@ def simulate(
         raise typer.Exit(130) from None
     console.print(table)
 
+
+
+RUN_HELP = f"""Run one experiment: ns-3, the scheduler and split federated LoRA, round by round.
+
+CONFIG is a preset ({", ".join(preset_names())}) or the path of a YAML file; OVERRIDES are
+dotted key=value pairs applied after it, parsed by each key's type (null for none).
+
+\b
+Examples:
+  cosim run smoke
+  cosim run default scenario.devices=20 policy.name=random-k policy.k=5 rounds=10
+  cosim run my.yaml seed=3 scenario.radio=lte flow_monitor=true
+
+\b
+Sections: rounds, seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor;
+scenario.* (the ns-3 scenario), learning.* (model, lora, data, local_steps, batch_size, lr,
+eval_every ...), policy.* (name, v, k, solver, shares), compute.* (f_min_hz, f_max_hz, kappa).
+An unknown key names the closest valid ones. The run folder goes under results_dir.
+"""
+
+
+@app.command(help=RUN_HELP)
+def run(
+    config: Annotated[str, typer.Argument(help="preset name or YAML file")] = "default",
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides",
+                                                          show_default=False)] = None,
+) -> None:
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as e:
+        _fail(str(e))
+    # SIGTERM unwinds like Ctrl-C, also while the model loads (before ns-3 runs)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        folder = _run_with_progress(cfg, config, overrides or [])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _summary(folder)
+
+
+def _run_with_progress(cfg: ExperimentConfig, config: str, overrides: list[str]) -> RunDir:
+    """The run behind a progress bar; errors become one message, interrupts exit with status 130."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cosim.runloop import run_experiment
+
+    columns = (TextColumn("round"), MofNCompleteColumn(), BarColumn(),
+               TextColumn("acc {task.fields[acc]}  scheduled {task.fields[sched]}  "
+                          "energy {task.fields[energy]}"),
+               TimeElapsedColumn())
+    folder: RunDir | None = None
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("rounds", total=cfg.rounds, acc="-", sched="-", energy="-")
+        energy = 0.0
+
+        def on_start(run_dir: RunDir) -> None:
+            nonlocal folder
+            folder = run_dir
+            progress.console.print(f"run folder: {run_dir.path}")
+
+        def on_round(row: dict) -> None:
+            nonlocal energy
+            energy += row["energy_j"]
+            acc = row["accuracy"]
+            progress.update(task, advance=1, acc="-" if acc != acc else f"{acc:.3f}",
+                            sched=f"{row['scheduled']}/{cfg.scenario.devices}", energy=f"{energy:.2f} J")
+
+        try:
+            return run_experiment(cfg, on_start, on_round, command=["cosim", "run", config, *overrides])
+        except (ConfigError, ScenarioNotBuilt, SimulationError, FileNotFoundError, ValueError,
+                RuntimeError, ImportError) as e:
+            _fail(f"{e}" + (f"\nfinished rounds are kept in {folder.path}" if folder else ""))
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print("interrupted; the simulator was stopped and its segment removed"
+                          + (f"; finished rounds are in {folder.path}" if folder else ""))
+            # The local-training thread may be inside a torch op that cannot be interrupted; letting the
+            # interpreter finalise under it aborts in C++, so leave now (files are already closed).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _summary(folder: RunDir) -> None:
+    rounds, devices = folder.rounds_frame, folder.devices_frame
+    sched = devices[devices["scheduled"]]
+    acc = rounds["accuracy"].dropna()
+    ratio = (sched["realised_delay_s"] / sched["predicted_delay_s"]).median()
+    table = Table("quantity", "value", title=f"{folder.path.name}")
+    for name, value in (
+        ("rounds", f"{len(rounds)}"),
+        ("final accuracy", f"{acc.iloc[-1]:.3f}" if len(acc) else "-"),
+        ("devices scheduled per round", f"{rounds['scheduled'].mean():.2f}"),
+        ("delivered / scheduled", f"{int(rounds['delivered'].sum())}/{int(rounds['scheduled'].sum())}"),
+        ("energy per scheduled device [J]", f"{sched['realised_energy_j'].mean():.3f}"),
+        ("energy per device and round vs budget [J]",
+         f"{devices['realised_energy_j'].mean():.3f} / {devices['energy_budget_j'].mean():.3f}"),
+        ("realised / predicted delay (median)", f"{ratio:.2f}"),
+        ("solver", ", ".join(f"{s['solver']} ({s['license']})" for s in folder.manifest["solvers"])),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+    console.print("plots:\n" + "\n".join(f"  {p}" for p in folder.plots), highlight=False)

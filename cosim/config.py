@@ -1,0 +1,301 @@
+"""One experiment as a typed, frozen config: a YAML file (or a shipped preset) plus `key=value` overrides.
+
+    cfg = load_config("smoke", ["scenario.devices=4", "policy.name=random-k", "rounds=5"])
+
+Every key is checked against the dataclasses below (an unknown key names the closest valid ones),
+every value is parsed by its field's type and every section validates itself when it is made, so
+a bad setting fails before any process starts or any model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cosim.scenario import ConfigError, ScenarioConfig
+from learning.config import TrainerConfig
+from optimizer.policies import POLICIES, LyapunovPolicy
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+BUILTIN_DATASETS = ("bbc", "tweets")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The scheduler by name and its knobs; each policy takes the knobs it understands."""
+
+    name: str = "lyapunov"
+    v: float = 10.0
+    mu_eta: float = 0.0
+    solver: str = "auto"
+    k: int = 3
+    shares: str = "equal"
+    rate: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            close = difflib.get_close_matches(self.name, POLICIES, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"policy.name={self.name!r} is not a policy{hint}; choose one of: "
+                              f"{', '.join(POLICIES)}")
+        _need(math.isfinite(self.v) and self.v >= 0, "policy.v", self.v, "must be finite and >= 0")
+        _need(0 <= self.mu_eta < 1, "policy.mu_eta", self.mu_eta, "must be in [0, 1)")
+        _need(self.solver in ("auto", "gurobi", "highs"), "policy.solver", self.solver,
+              "one of auto, gurobi, highs")
+        _need(self.k >= 1, "policy.k", self.k, "must be >= 1")
+        _need(self.shares in ("equal", "deadline"), "policy.shares", self.shares, "one of equal, deadline")
+        _need(self.rate == "paper", "policy.rate", self.rate, "only 'paper' is available")
+
+    def kwargs(self, horizon: int, seed: int) -> dict[str, Any]:
+        """Arguments of `make_policy(self.name, ...)`: the knobs the chosen policy's constructor takes."""
+        factory = POLICIES[self.name]
+        params = inspect.signature(factory).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # the Lyapunov lambdas
+            params = inspect.signature(LyapunovPolicy).parameters
+        offered = {**dataclasses.asdict(self), "horizon": horizon, "seed": seed, "threads": 1}
+        return {key: value for key, value in offered.items() if key in params and key != "name"}
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Device computation: f_k ~ U[f_min_hz, f_max_hz] (seeded), energy κ·cycles·f², time cycles/f.
+
+    Cycles per sample = cycles_per_flop × FLOPs of one sample through the device part (forward and
+    backward), unless `cycles_per_sample` fixes it.
+    """
+
+    f_min_hz: float = 0.5e9
+    f_max_hz: float = 2e9
+    kappa: float = 1e-28
+    cycles_per_flop: float = 1.0
+    cycles_per_sample: float | None = None
+
+    def __post_init__(self) -> None:
+        _need(0 < self.f_min_hz <= self.f_max_hz, "compute.f_min_hz", self.f_min_hz,
+              "must be > 0 and <= compute.f_max_hz")
+        _need(math.isfinite(self.f_max_hz), "compute.f_max_hz", self.f_max_hz, "must be finite")
+        _need(0 < self.kappa < 1, "compute.kappa", self.kappa, "must be in (0, 1)")
+        _need(0 < self.cycles_per_flop < 1e6, "compute.cycles_per_flop", self.cycles_per_flop,
+              "must be > 0")
+        _need(self.cycles_per_sample is None or self.cycles_per_sample > 0, "compute.cycles_per_sample",
+              self.cycles_per_sample, "must be > 0 (or null for the model's FLOPs)")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one `cosim run` needs. `seed` seeds ns-3's RngRun, the trainer and the device draws."""
+
+    preset: str = "custom"
+    rounds: int = 30
+    seed: int = 1
+    deadline_s: float = 10.0
+    energy_budget_j: float = 0.5
+    server_time_s: float | None = None
+    results_dir: Path = Path("results")
+    flow_monitor: bool = False
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    learning: TrainerConfig = field(default_factory=TrainerConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+
+    # keys that are set from another one, so the two can never disagree
+    DERIVED: typing.ClassVar[dict[str, str]] = {
+        "scenario.rng_run": "seed",
+        "learning.seed": "seed",
+        "learning.data.devices": "scenario.devices",
+        "scenario.flow_monitor_xml": "flow_monitor",
+    }
+
+    def __post_init__(self) -> None:
+        _need(1 <= self.rounds <= 1_000_000, "rounds", self.rounds, "an integer from 1 to 1000000")
+        _need(self.seed >= 1, "seed", self.seed, "must be >= 1")
+        _need(math.isfinite(self.deadline_s) and self.deadline_s > 0, "deadline_s", self.deadline_s,
+              "must be > 0")
+        _need(math.isfinite(self.energy_budget_j) and self.energy_budget_j > 0, "energy_budget_j",
+              self.energy_budget_j, "must be > 0")
+        _need(self.server_time_s is None or self.server_time_s >= 0, "server_time_s", self.server_time_s,
+              "must be >= 0 (or null to use the measured server compute)")
+        _need(self.preset.replace("-", "").replace("_", "").isalnum(), "preset", self.preset,
+              "letters, digits, - and _ only (it names the run folder)")
+        _need(not self.flow_monitor or self.scenario.radio == "lte", "flow_monitor", self.flow_monitor,
+              "needs scenario.radio=lte (the ideal-fdma radio has no IP flows for FlowMonitor to count)")
+        data = self.learning.data
+        _need(isinstance(data.dataset, str) and data.dataset in BUILTIN_DATASETS
+              or Path(data.dataset).expanduser().is_file(), "learning.data.dataset", data.dataset,
+              f"one of {', '.join(BUILTIN_DATASETS)} or an existing CSV/JSONL file")
+        model = self.learning.model.path
+        _need(model is None or Path(model).expanduser().is_dir(), "learning.model.path", model,
+              "no such folder (null means the packaged all-MiniLM-L6-v2)")
+        object.__setattr__(self, "scenario", replace(self.scenario, rng_run=self.seed))
+        object.__setattr__(self, "learning", replace(
+            self.learning, seed=self.seed, data=replace(data, devices=self.scenario.devices)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-safe values (paths as strings, tuples as lists)."""
+        return _plain(self)
+
+
+def _need(ok: bool, key: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: {allowed}")
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple | list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_config(source: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """A preset name or a YAML path, then `a.b.c=value` overrides applied in order."""
+    path = Path(source)
+    if not path.suffix and (PRESETS_DIR / f"{source}.yaml").is_file():
+        path = PRESETS_DIR / f"{source}.yaml"
+    elif not path.is_file():
+        raise ConfigError(f"config {str(source)!r} is neither a preset ({', '.join(preset_names())}) "
+                          "nor an existing YAML file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    data.setdefault("preset", path.stem)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. scenario.devices=20)")
+        _set(data, key.strip(), yaml.safe_load(text) if text.strip() else None)
+    return build(ExperimentConfig, data)
+
+
+def _set(data: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(parents[: i + 1])} is a value, not a section: cannot set {dotted}")
+        node = child
+    node[leaf] = value
+
+
+def valid_keys(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
+    """Every settable dotted key."""
+    keys = []
+    for name, tp in _hints(cls).items():
+        key = prefix + name
+        if _dataclass_of(tp):
+            keys += valid_keys(_dataclass_of(tp), key + ".")
+        elif key not in ExperimentConfig.DERIVED:
+            keys.append(key)
+    return keys
+
+
+def build(cls: type, data: Any, prefix: str = "") -> Any:
+    """Instantiate dataclass `cls` from a nested mapping, parsing and checking every key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.')} is a section: set its keys, e.g. "
+                          f"{valid_keys(cls, prefix)[0]}=...")
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        key = prefix + str(name)
+        if key in ExperimentConfig.DERIVED:
+            raise ConfigError(f"{key} is set from {ExperimentConfig.DERIVED[key]}; set that instead")
+        if name not in hints:
+            close = difflib.get_close_matches(key, valid_keys(), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"unknown key {key!r}{hint} (`cosim run --help` explains the keys)")
+        sub = _dataclass_of(hints[name])
+        kwargs[name] = build(sub, value, key + ".") if sub else parse(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        section = prefix.rstrip(".") or "config"
+        raise ConfigError(f"{section}: {err}") from None
+
+
+def parse(value: Any, tp: Any, key: str) -> Any:
+    """`value` (from YAML or an override) as type `tp`; ConfigError naming the key otherwise."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        is_null = value is None or (isinstance(value, str) and value.lower() in ("null", "none"))
+        if is_null and type(None) in args:
+            return None
+        if str in args and Path in args:  # a name or a path (datasets)
+            return str(value)
+        last: ConfigError | None = None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return parse(value, option, key)
+            except ConfigError as err:
+                last = err
+        raise last  # type: ignore[misc]
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in ("true", "yes", "on", "1"):
+                return True
+            if text in ("false", "no", "off", "0"):
+                return False
+            raise ValueError
+        if tp is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if tp is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if tp is str:
+            if isinstance(value, dict | list):
+                raise ValueError
+            return str(value)
+        if tp is Path:
+            return Path(str(value)).expanduser()
+        if typing.get_origin(tp) is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(v).strip() for v in items)
+    except (ValueError, TypeError, OverflowError):
+        pass
+    else:
+        raise ConfigError(f"{key}: unsupported field type {tp}")
+    raise ConfigError(f"{key}={value!r} is invalid: expected {_type_name(tp)}")
+
+
+def _type_name(tp: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            Path: "a path"}.get(tp, str(tp))
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    return tp if isinstance(tp, type) and is_dataclass(tp) else None

@@ -1,0 +1,131 @@
+"""The run folder: `results/<timestamp>-<preset>-<policy>-s<seed>/`.
+
+It holds the resolved `config.yaml`, `manifest.json` (versions, seeds, host, times, outcome),
+`rounds.parquet` and `devices.parquet` (rewritten after every round through a temporary file and a
+rename, so an interrupted run keeps every finished round readable), `ns3.log`, `run.log`, FlowMonitor XML
+when asked, and `plots/`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from cosim.config import ExperimentConfig
+from cosim.simulation import REPO_ROOT
+
+PACKAGES = ("ns3", "torch", "transformers", "peft", "gurobipy", "highspy", "numpy", "splitlora-cosim")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions (the ns-3 wheel's metadata names the ns-3 release); None when missing."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """One run's folder; `record` appends a round and rewrites the tables atomically."""
+
+    def __init__(self, cfg: ExperimentConfig, command: list[str] | None = None) -> None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(cfg.results_dir) / f"{stamp}-{cfg.preset}-{cfg.policy.name}-s{cfg.seed}"
+        self.path = base
+        for i in range(2, 1000):  # two runs started in the same second
+            if not self.path.exists():
+                break
+            self.path = base.with_name(f"{base.name}-{i}")
+        (self.path / "plots").mkdir(parents=True)
+        self.rounds: list[dict] = []
+        self.plots: list[Path] = []
+        self.devices: list[pd.DataFrame] = []
+        (self.path / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self.manifest = {
+            "command": command if command is not None else sys.argv,
+            "versions": package_versions(), "git_commit": git_commit(),
+            "seeds": {"seed": cfg.seed, "ns3_rng_seed": cfg.scenario.rng_seed,
+                      "ns3_rng_run": cfg.scenario.rng_run, "learning_seed": cfg.learning.seed,
+                      "data_seed": cfg.learning.data.seed},
+            "host": socket.gethostname(), "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(), "start": _now(), "end": None, "status": "running",
+            "rounds_planned": cfg.rounds, "rounds_done": 0, "solvers": [],
+        }
+        self._write_manifest()
+
+    @property
+    def ns3_log(self) -> Path:
+        return self.path / "ns3.log"
+
+    @property
+    def flowmon_path(self) -> Path:
+        return self.path / "flowmon.xml"
+
+    @property
+    def rounds_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rounds)
+
+    @property
+    def devices_frame(self) -> pd.DataFrame:
+        return pd.concat(self.devices, ignore_index=True) if self.devices else pd.DataFrame()
+
+    def record(self, round_row: dict, device_columns: dict) -> None:
+        """Add one finished round and put both tables on disk before the next round starts."""
+        self.rounds.append(round_row)
+        self.devices.append(pd.DataFrame(device_columns))
+        _atomic_write(self.path / "rounds.parquet", lambda p: self.rounds_frame.to_parquet(p, index=False))
+        _atomic_write(self.path / "devices.parquet", lambda p: self.devices_frame.to_parquet(p, index=False))
+        solver = {"solver": round_row["solver"], "license": round_row["license"]}
+        if solver not in self.manifest["solvers"]:
+            self.manifest["solvers"].append(solver)
+        self.manifest["rounds_done"] = len(self.rounds)
+        self._write_manifest()
+        self.log("round " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in round_row.items()))
+
+    def log(self, message: str) -> None:
+        """One timestamped line in run.log."""
+        with open(self.path / "run.log", "a") as f:
+            f.write(f"{_now()} {message}\n")
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.manifest.update(end=_now(), status=status, error=error)
+        self._write_manifest()
+        self.log(f"finished: {status}" + (f": {error}" if error else ""))
+
+    def _write_manifest(self) -> None:
+        text = json.dumps(self.manifest, indent=2, default=str)
+        _atomic_write(self.path / "manifest.json", lambda p: p.write_text(text))

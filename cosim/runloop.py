@@ -1,0 +1,221 @@
+"""The experiment's round loop (DESIGN.md "One round t"), joining ns-3, the scheduler and the learner.
+
+Each round: channel report → plan → ns-3 transfers overlapped with local training → outcome →
+aggregate what arrived by the deadline → queues from the realised energy → one row per round and
+per (round, device), written to disk before the next round starts.
+
+Models the scheduler plans with (documented here because the results depend on them):
+- device compute: f_k ~ U[f_min, f_max] once per run (seeded); cycles = cycles per sample × the
+  samples a device processes in a round (τ·min(s, n_k)); time = cycles / f_k, energy = κ·cycles·f_k².
+  Cycles per sample default to cycles_per_flop × the FLOPs of one sample through the device part
+  (see `device_flops_per_sample`).
+- downlink rate: the report gives the uplink SNR over the whole band; the path gain is reciprocal,
+  so the downlink SNR is that plus (P_bs − P_ue) − (NF_ue − NF_bs) dB, the same for any sub-band
+  (both radios keep the base station's power per Hz). The estimate assumes an equal share B/K:
+  r_dl = (B/K)·min(log2(1 + SNR_dl), 6 bit/s/Hz, the highest MCS of both radios).
+- server time: `server_time_s` when configured, otherwise the mean measured server compute per
+  device of the previous round (0 before the first).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from cosim.config import ExperimentConfig
+from cosim.messages import ChannelReport, RoundOutcome
+from cosim.plots import plot_run
+from cosim.rundir import RunDir
+from cosim.scenario import ScenarioConfig
+from cosim.simulation import Ns3Simulation, scenario_binary
+from learning.trainer import SplitFedTrainer, Update
+from optimizer import Plan, Policy, RoundInputs, VirtualQueues, make_policy
+
+MAX_SPECTRAL_EFFICIENCY = 6.0  # bit/s/Hz
+
+
+def device_flops_per_sample(seq_len: int, hidden: int, labels: int) -> float:
+    """Forward + backward FLOPs of one sample on the device: embeddings (sum of three lookups and a
+    LayerNorm, ~8 ops per element), mean pooling, the linear head; backward counted as 2× forward."""
+    forward = 8 * seq_len * hidden + seq_len * hidden + 2 * hidden * labels
+    return 3.0 * forward
+
+
+@dataclass(frozen=True)
+class DeviceCompute:
+    """Per-device CPU frequency, and the time and energy of one round's local computation."""
+
+    freq_hz: np.ndarray
+    time_s: np.ndarray
+    energy_j: np.ndarray
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, trainer: SplitFedTrainer) -> DeviceCompute:
+        c, learn = cfg.compute, cfg.learning
+        k = cfg.scenario.devices
+        freq = np.random.default_rng([cfg.seed, 0xC0]).uniform(c.f_min_hz, c.f_max_hz, k)
+        per_sample = c.cycles_per_sample or c.cycles_per_flop * device_flops_per_sample(
+            learn.model.max_length, trainer.hidden_size, len(trainer.label_names))
+        samples = learn.local_steps * np.minimum(learn.batch_size, trainer.sample_counts)
+        cycles = per_sample * samples
+        return cls(freq, cycles / freq, c.kappa * cycles * freq**2)
+
+
+def downlink_rate_bps(report: ChannelReport, scenario: ScenarioConfig) -> np.ndarray:
+    """Estimated downlink rate per device at an equal share of the band (see the module doc)."""
+    gain_db = (scenario.bs_tx_power_dbm - scenario.ue_tx_power_dbm) \
+        - (scenario.ue_noise_figure_db - scenario.bs_noise_figure_db)
+    se = np.minimum(np.log2(1.0 + 10.0 ** ((report.snr_db + gain_db) / 10.0)), MAX_SPECTRAL_EFFICIENCY)
+    return np.maximum(se, 1e-3) * report.bandwidth_hz / scenario.devices
+
+
+def overlap(execute: Callable[[], RoundOutcome],
+            train: Callable[[], dict[int, Update]]) -> tuple[RoundOutcome, dict[int, Update]]:
+    """ns-3 in this thread, local training in a worker: both depend only on the plan.
+
+    The simulation stays in the main thread so that Ctrl-C and SIGTERM reach its wait and its
+    cleanup; the worker is a daemon, so an interrupted run does not wait for it.
+    """
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            result["updates"] = train()
+        except BaseException as err:  # re-raised in the main thread
+            result["error"] = err
+
+    worker = threading.Thread(target=work, name="local-train", daemon=True)
+    worker.start()
+    try:
+        outcome = execute()
+    except Exception:
+        worker.join()
+        raise
+    worker.join()
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return outcome, result["updates"]  # type: ignore[return-value]
+
+
+def preflight(cfg: ExperimentConfig) -> Policy:
+    """What can fail before any work: the ns-3 build, then the policy (its solver's import)."""
+    scenario_binary()
+    return make_policy(cfg.policy.name, **cfg.policy.kwargs(cfg.rounds, cfg.seed))
+
+
+def run_experiment(cfg: ExperimentConfig, on_start: Callable[[RunDir], None] | None = None,
+                   on_round: Callable[[dict], None] | None = None,
+                   command: list[str] | None = None) -> RunDir:
+    """Preflight, make the run folder, run every round, then record the status and draw the plots.
+
+    Errors and interrupts propagate after the manifest says what happened; the rounds finished
+    by then stay on disk and are plotted.
+    """
+    policy = preflight(cfg)
+    folder = RunDir(cfg, command)
+    if on_start is not None:
+        on_start(folder)
+    try:
+        run_rounds(cfg, policy, folder, on_round)
+    except KeyboardInterrupt:
+        folder.finish("interrupted")
+        raise
+    except Exception as err:
+        folder.finish("failed", f"{type(err).__name__}: {str(err).splitlines()[0]}")
+        raise
+    else:
+        folder.finish("completed")
+    finally:
+        if folder.rounds:
+            folder.plots = plot_run(folder.rounds_frame, folder.devices_frame, folder.path / "plots")
+    return folder
+
+
+def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
+               on_round: Callable[[dict], None] | None = None) -> None:
+    """Run every round of `cfg`, recording into `run`; finished rounds are on disk whatever happens."""
+    trainer = SplitFedTrainer(cfg.learning)
+    compute = DeviceCompute.from_config(cfg, trainer)
+    k = cfg.scenario.devices
+    payload = [trainer.payload_bytes(d) for d in range(k)]
+    uplink = np.array([p.uplink_bytes for p in payload], float)
+    downlink = np.array([p.downlink_bytes for p in payload], float)
+    tx_power_w = 10.0 ** ((cfg.scenario.ue_tx_power_dbm - 30.0) / 10.0)
+    queues = VirtualQueues(k)  # the same rule as the Lyapunov policy's, kept for every policy
+    scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
+    server_time_s = cfg.server_time_s or 0.0
+    with Ns3Simulation(scenario, log_path=run.ns3_log) as sim:
+        for t in range(cfg.rounds):
+            start = time.perf_counter()
+            report = sim.channel_report()
+            inputs = RoundInputs(
+                snr_db=report.snr_db, uplink_bytes=uplink, downlink_bytes=downlink,
+                compute_time_s=compute.time_s, downlink_rate_bps=downlink_rate_bps(report, cfg.scenario),
+                tx_power_w=tx_power_w, compute_energy_j=compute.energy_j,
+                energy_budget_j=cfg.energy_budget_j, server_time_s=server_time_s,
+                deadline_s=cfg.deadline_s, bandwidth_hz=report.bandwidth_hz, round_index=t)
+            plan = policy.plan(inputs)
+            scheduled = np.flatnonzero(plan.scheduled).tolist()
+            outcome, updates = overlap(lambda: sim.execute(plan.to_round_plan(inputs)),  # noqa: B023
+                                       lambda: trainer.local_train(scheduled))  # noqa: B023
+            delivered = outcome.delivered & plan.scheduled
+            trainer.aggregate(updates, set(np.flatnonzero(delivered).tolist()))
+            realised = np.where(plan.scheduled, outcome.records["tx_energy_j"] + compute.energy_j, 0.0)
+            policy.observe(plan, realised)
+            queues.update(plan.scheduled, realised, cfg.energy_budget_j)
+            metrics = trainer.evaluate() if (t + 1) % cfg.learning.eval_every == 0 \
+                or t == cfg.rounds - 1 else {}
+            if cfg.server_time_s is None and updates:
+                server_time_s = float(np.mean([u.server_compute_s for u in updates.values()]))
+            row = round_row(t, report, outcome, plan, updates, metrics, realised, inputs)
+            row["wall_s"] = time.perf_counter() - start
+            run.record(row, device_rows(t, report, outcome, plan, inputs, compute, realised, delivered,
+                                        queues.values))
+            if on_round is not None:
+                on_round(row)
+
+
+def round_row(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan,
+              updates: dict[int, Update], metrics: dict[str, float], realised: np.ndarray,
+              inputs: RoundInputs) -> dict:
+    """One row of rounds.parquet."""
+    nan = float("nan")
+    return {
+        "round": t, "sim_time_s": report.sim_time_s, "round_duration_s": outcome.round_duration_s,
+        "scheduled": plan.n_scheduled, "delivered": int((outcome.delivered & plan.scheduled).sum()),
+        "accuracy": metrics.get("accuracy", nan), "macro_f1": metrics.get("macro_f1", nan),
+        "test_loss": metrics.get("loss", nan),
+        "train_loss": float(np.mean([u.loss for u in updates.values()])) if updates else nan,
+        "energy_j": float(realised.sum()), "predicted_energy_j": float(plan.predicted_energy_j.sum()),
+        "objective": plan.objective, "phi": plan.phi, "solver": plan.solver, "license": plan.license,
+        "solve_time_s": plan.solve_time_s, "server_time_s": inputs.server_time_s,
+    }
+
+
+def device_rows(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan, inputs: RoundInputs,
+                compute: DeviceCompute, realised: np.ndarray, delivered: np.ndarray,
+                queue_j: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns of devices.parquet for one round (one entry per device)."""
+    rec, rep = outcome.records, report.records
+    return {
+        "round": np.full(len(rec), t), "device_id": rec["device_id"].astype(int),
+        "scheduled": plan.scheduled, "delivered": delivered, "bandwidth_share": plan.bandwidth_share,
+        "snr_db": rep["snr_db"], "distance_m": rep["distance_m"], "speed_mps": rep["speed_mps"],
+        "cpu_freq_hz": compute.freq_hz,
+        "predicted_delay_s": plan.predicted_delay_s, "realised_delay_s": rec["completion_time_s"],
+        "uplink_delay_s": rec["uplink_delay_s"], "downlink_delay_s": rec["downlink_delay_s"],
+        "predicted_energy_j": plan.predicted_energy_j, "realised_energy_j": realised,
+        "tx_energy_j": np.where(plan.scheduled, rec["tx_energy_j"], 0.0),
+        "compute_energy_j": np.where(plan.scheduled, compute.energy_j, 0.0),
+        "energy_budget_j": np.broadcast_to(inputs.energy_budget_j, len(rec)),
+        "queue_j": queue_j,
+        "uplink_bytes": np.where(plan.scheduled, inputs.uplink_bytes, 0).astype(np.int64),
+        "downlink_bytes": np.where(plan.scheduled, inputs.downlink_bytes, 0).astype(np.int64),
+        "uplink_delivered_bytes": rec["uplink_delivered_bytes"].astype(np.int64),
+        "airtime_s": rec["airtime_s"], "retransmissions": rec["retransmissions"].astype(np.int64),
+        "packets_lost": rec["packets_lost"].astype(np.int64),
+    }
