@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -73,8 +74,18 @@ def downlink_rate_bps(report: ChannelReport, scenario: ScenarioConfig) -> np.nda
     return np.maximum(se, 1e-3) * report.bandwidth_hz / scenario.devices
 
 
-def overlap(execute: Callable[[], RoundOutcome],
-            train: Callable[[], dict[int, Update]]) -> tuple[RoundOutcome, dict[int, Update]]:
+@contextmanager
+def timed(times: dict[str, float], key: str) -> Iterator[None]:
+    """Add the wall time of the block to times[key] (a round's phases, for rounds.parquet)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[key] = times.get(key, 0.0) + time.perf_counter() - start
+
+
+def overlap(execute: Callable[[], RoundOutcome], train: Callable[[], dict[int, Update]],
+            times: dict[str, float]) -> tuple[RoundOutcome, dict[int, Update]]:
     """ns-3 in this thread, local training in a worker: both depend only on the plan.
 
     The simulation stays in the main thread so that Ctrl-C and SIGTERM reach its wait and its
@@ -84,14 +95,16 @@ def overlap(execute: Callable[[], RoundOutcome],
 
     def work() -> None:
         try:
-            result["updates"] = train()
+            with timed(times, "train_wall_s"):
+                result["updates"] = train()
         except BaseException as err:  # re-raised in the main thread
             result["error"] = err
 
     worker = threading.Thread(target=work, name="local-train", daemon=True)
     worker.start()
     try:
-        outcome = execute()
+        with timed(times, "ns3_wall_s"):
+            outcome = execute()
     except Exception:
         worker.join()
         raise
@@ -151,27 +164,33 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     with Ns3Simulation(scenario, log_path=run.ns3_log) as sim:
         for t in range(cfg.rounds):
             start = time.perf_counter()
-            report = sim.channel_report()
+            times: dict[str, float] = {}
+            with timed(times, "report_wall_s"):
+                report = sim.channel_report()
             inputs = RoundInputs(
                 snr_db=report.snr_db, uplink_bytes=uplink, downlink_bytes=downlink,
                 compute_time_s=compute.time_s, downlink_rate_bps=downlink_rate_bps(report, cfg.scenario),
                 tx_power_w=tx_power_w, compute_energy_j=compute.energy_j,
                 energy_budget_j=cfg.energy_budget_j, server_time_s=server_time_s,
                 deadline_s=cfg.deadline_s, bandwidth_hz=report.bandwidth_hz, round_index=t)
-            plan = policy.plan(inputs)
+            with timed(times, "plan_wall_s"):
+                plan = policy.plan(inputs)
             scheduled = np.flatnonzero(plan.scheduled).tolist()
             outcome, updates = overlap(lambda: sim.execute(plan.to_round_plan(inputs)),  # noqa: B023
-                                       lambda: trainer.local_train(scheduled))  # noqa: B023
+                                       lambda: trainer.local_train(scheduled), times)  # noqa: B023
             delivered = outcome.delivered & plan.scheduled
-            trainer.aggregate(updates, set(np.flatnonzero(delivered).tolist()))
+            with timed(times, "aggregate_wall_s"):
+                trainer.aggregate(updates, set(np.flatnonzero(delivered).tolist()))
             realised = np.where(plan.scheduled, outcome.records["tx_energy_j"] + compute.energy_j, 0.0)
             policy.observe(plan, realised)
             queues.update(plan.scheduled, realised, cfg.energy_budget_j)
-            metrics = trainer.evaluate() if (t + 1) % cfg.learning.eval_every == 0 \
-                or t == cfg.rounds - 1 else {}
+            with timed(times, "eval_wall_s"):
+                metrics = trainer.evaluate() if (t + 1) % cfg.learning.eval_every == 0 \
+                    or t == cfg.rounds - 1 else {}
             if cfg.server_time_s is None and updates:
                 server_time_s = float(np.mean([u.server_compute_s for u in updates.values()]))
             row = round_row(t, report, outcome, plan, updates, metrics, realised, inputs)
+            row.update(times)
             row["wall_s"] = time.perf_counter() - start
             run.record(row, device_rows(t, report, outcome, plan, inputs, compute, realised, delivered,
                                         queues.values))
