@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
@@ -208,3 +209,41 @@ def _summary(folder: RunDir) -> None:
         table.add_row(name, value)
     console.print(table)
     console.print("plots:\n" + "\n".join(f"  {p}" for p in folder.plots), highlight=False)
+
+
+@app.command()
+def doctor(
+    results_dir: Annotated[Path, typer.Option(help="where runs will write")] = ExperimentConfig.results_dir,
+) -> None:
+    """Check that this machine can run an experiment; exit status 1 when a check fails.
+
+    Checks Python, the ns-3 wheel and the compiled scenario, shared memory and stale segments,
+    Gurobi (and its licence) and HiGHS, the model's checksum, the datasets, torch and results_dir.
+    """
+    from cosim.doctor import exit_code, run_checks
+
+    checks = run_checks(results_dir)
+    colours = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+    table = Table("check", "status", "detail", "fix", title="cosim doctor")
+    for c in checks:
+        table.add_row(c.name, f"[{colours[c.status]}]{c.status}[/]", c.detail, c.fix)
+    console.print(table)
+    raise typer.Exit(exit_code(checks))
+
+
+@app.command()
+def report(
+    runs: Annotated[list[str], typer.Argument(help="run folders, folders of runs, or glob patterns")],
+    out: Annotated[Path | None, typer.Option(help="output folder [default: results/report-<time>]",
+                                             show_default=False)] = None,
+) -> None:
+    """Compare runs: a table (report.csv) with a row per run and mean ± 95 % CI per policy over
+    seeds, and a figure (report.png) of accuracy and cumulative energy per device vs round."""
+    from cosim.report import NotARunFolder, rich_table, write_report
+
+    try:
+        table, csv_path, png_path = write_report(runs, out)
+    except NotARunFolder as e:
+        _fail(str(e))
+    console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))
+    console.print(f"table:  {csv_path}\nfigure: {png_path}", highlight=False)

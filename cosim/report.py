@@ -1,0 +1,227 @@
+"""`cosim report`: compare run folders across policies and seeds.
+
+One table (a row per run, then a row per policy with the mean and the 95 % confidence half-width
+over its seeds, Student t with n − 1 degrees of freedom, since a handful of seeds is the usual case)
+and one figure (accuracy and cumulative energy per device vs round, a mean line and a confidence
+band per policy). Runs are grouped by `policy.name` from their `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.ticker import MaxNLocator
+from rich.table import Table
+from scipy import stats
+
+from cosim.config import ExperimentConfig
+from cosim.plots import plt
+
+RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
+METRICS = ("rounds", "final_accuracy", "mean_scheduled", "delivered_ratio", "energy_per_device_round_j",
+           "energy_budget_j", "max_energy_over_budget")
+
+
+class NotARunFolder(ValueError):
+    """A folder given to the report lacks a file every run folder has; the message names it."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder, read back: its configuration, manifest and both tables."""
+
+    path: Path
+    config: dict
+    manifest: dict
+    rounds: pd.DataFrame
+    devices: pd.DataFrame
+
+    @property
+    def policy(self) -> str:
+        return self.config["policy"]["name"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+
+def _missing(folder: Path) -> list[str]:
+    return [name for name in RUN_FILES if not (folder / name).is_file()]
+
+
+def _expand(folder: Path) -> list[Path]:
+    """The run folder itself, or the run folders directly inside it."""
+    if not folder.is_dir():
+        raise NotARunFolder(f"{folder} does not exist or is not a folder")
+    missing = _missing(folder)
+    if not missing:
+        return [folder]
+    children = sorted(p for p in folder.iterdir() if p.is_dir() and not _missing(p))
+    if not children:
+        raise NotARunFolder(f"{folder} is not a run folder: {', '.join(missing)} missing "
+                            "(a run folder is what `cosim run` writes)")
+    return children
+
+
+def resolve_runs(patterns: list[str]) -> list[Path]:
+    """Run folders from folders (a folder of runs stands for all of them) and glob patterns.
+
+    A pattern keeps only the run folders it matches, so `results/*` skips earlier reports; a named
+    folder that is not a run is an error.
+    """
+    found: list[Path] = []
+    for pattern in patterns:
+        if not glob.has_magic(pattern):
+            found += _expand(Path(pattern).expanduser())
+            continue
+        matches = [Path(m) for m in sorted(glob.glob(str(Path(pattern).expanduser())))]
+        runs = [m for m in matches if m.is_dir() and not _missing(m)]
+        if not runs:
+            raise NotARunFolder(f"{pattern} matches no run folder (one holding {', '.join(RUN_FILES)})")
+        found += runs
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def load_run(folder: Path) -> Run:
+    folder = Path(folder)
+    missing = _missing(folder)
+    if missing:
+        raise NotARunFolder(f"{folder} is not a run folder: {', '.join(missing)} missing")
+    return Run(folder, yaml.safe_load((folder / "config.yaml").read_text()),
+               json.loads((folder / "manifest.json").read_text()),
+               pd.read_parquet(folder / "rounds.parquet"), pd.read_parquet(folder / "devices.parquet"))
+
+
+def summarise(run: Run) -> dict:
+    """The run's row: outcome, participation, delivery and energy against the per-round budget Ē_k."""
+    rounds, devices = run.rounds, run.devices
+    accuracy = rounds["accuracy"].dropna()
+    per_device = devices.groupby("device_id")[["realised_energy_j", "energy_budget_j"]].mean()
+    over_budget = per_device["realised_energy_j"] / per_device["energy_budget_j"]
+    return {
+        "run": run.path.name, "policy": run.policy, "seed": run.seed, "status": run.manifest.get("status"),
+        "rounds": len(rounds),
+        "final_accuracy": float(accuracy.iloc[-1]) if len(accuracy) else np.nan,
+        "mean_scheduled": float(rounds["scheduled"].mean()),
+        "delivered_ratio": float(rounds["delivered"].sum() / max(rounds["scheduled"].sum(), 1)),
+        "energy_per_device_round_j": float(devices["realised_energy_j"].mean()),
+        "energy_budget_j": float(devices["energy_budget_j"].mean()),
+        "max_energy_over_budget": float(over_budget.max()),
+        "solver": ", ".join(f"{s['solver']} ({s['license']})" for s in run.manifest.get("solvers", [])),
+    }
+
+
+def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 95 % confidence half-width t(0.975, n−1)·s/√n along `axis`, ignoring NaN; NaN when n < 2."""
+    values = np.asarray(values, float)
+    n = np.sum(~np.isnan(values), axis=axis)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # n < 2: the NaN below says it
+        mean = np.nanmean(values, axis=axis)
+        sd = np.nanstd(values, axis=axis, ddof=1)
+        half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
+    return mean, np.where(n >= 2, half, np.nan)
+
+
+def report_table(runs: list[Run]) -> pd.DataFrame:
+    """Rows per run (sorted by policy and seed), then per policy: metric means and `<metric>_ci95` columns."""
+    per_run = pd.DataFrame([summarise(r) for r in runs]).sort_values(["policy", "seed"], kind="stable")
+    per_run.insert(0, "row", "run")
+    aggregated = []
+    for policy, group in per_run.groupby("policy", sort=True):
+        row: dict = {"row": "mean", "run": f"{len(group)} run(s)", "policy": policy,
+                     "seed": ",".join(str(s) for s in group["seed"]),
+                     "solver": "; ".join(sorted(set(group["solver"])))}
+        for metric in METRICS:
+            mean, half = mean_ci(group[metric].to_numpy())
+            row[metric], row[f"{metric}_ci95"] = float(mean), float(half)
+        aggregated.append(row)
+    return pd.concat([per_run, pd.DataFrame(aggregated)], ignore_index=True)
+
+
+def _curves(runs: list[Run]) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per policy: accuracy and cumulative energy per device, indexed by round, one column per run."""
+    curves: dict[str, tuple[list[pd.Series], list[pd.Series]]] = {}
+    for run in runs:
+        accuracy, energy = curves.setdefault(run.policy, ([], []))
+        accuracy.append(run.rounds.set_index("round")["accuracy"].dropna())
+        energy.append(run.devices.groupby("round")["realised_energy_j"].mean().cumsum())
+    return {p: (pd.concat(a, axis=1), pd.concat(e, axis=1)) for p, (a, e) in sorted(curves.items())}
+
+
+def _band(ax, frame: pd.DataFrame, label: str, color) -> None:
+    mean, half = mean_ci(frame.to_numpy(), axis=1)
+    ax.plot(frame.index, mean, marker="o", ms=3, color=color, label=f"{label} (n={frame.shape[1]})")
+    ax.fill_between(frame.index, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+
+
+def report_figure(runs: list[Run], path: Path) -> Path:
+    """Two panels: accuracy vs round and cumulative energy per device vs round (with the budget)."""
+    fig, (acc_ax, energy_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (policy, (accuracy, energy)) in enumerate(_curves(runs).items()):
+        color = f"C{i}"
+        _band(acc_ax, accuracy, policy, color)
+        _band(energy_ax, energy, policy, color)
+    budget = pd.concat([r.devices.groupby("round")["energy_budget_j"].mean() for r in runs], axis=1)
+    energy_ax.plot(budget.index, budget.mean(axis=1).cumsum(), "k--", lw=1.5, label="budget")
+    acc_ax.set(xlabel="round", ylabel="test accuracy", title="Accuracy (mean, 95 % CI over seeds)")
+    energy_ax.set(xlabel="round", ylabel="cumulative energy per device [J]",
+                  title="Energy per device (mean, 95 % CI over seeds)")
+    for ax in (acc_ax, energy_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+COLUMNS = {"policy": "policy", "seed": "seed", "rounds": "rounds", "final_accuracy": "final acc",
+           "mean_scheduled": "sched/round", "delivered_ratio": "delivered",
+           "energy_per_device_round_j": "E/dev-round [J]", "energy_budget_j": "budget [J]",
+           "max_energy_over_budget": "max E/budget", "solver": "solver"}
+
+
+def _cell(row: pd.Series, column: str) -> str:
+    value = row[column]
+    if column in METRICS:
+        text = f"{value:.3g}" if column == "rounds" else f"{value:.3f}"
+        half = row[f"{column}_ci95"]
+        return text if pd.isna(half) else f"{text} ± {half:.3f}"
+    if column == "seed" and row["row"] == "mean":
+        return f"mean of {value}"
+    return str(value)
+
+
+def rich_table(table: pd.DataFrame, title: str) -> Table:
+    """The report for the terminal: metrics with 3 decimals, `mean ± half-width` on policy rows."""
+    out = Table(*COLUMNS.values(), title=title)
+    last_run = int((table["row"] == "run").sum()) - 1
+    for i, row in table.iterrows():
+        out.add_row(*(_cell(row, c) for c in COLUMNS), style="bold" if row["row"] == "mean" else None,
+                    end_section=i == last_run)
+    return out
+
+
+def default_out_dir() -> Path:
+    return ExperimentConfig.results_dir / f"report-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_report(patterns: list[str], out: Path | None = None) -> tuple[pd.DataFrame, Path, Path]:
+    """Read the runs, write report.csv and report.png into `out`; returns the table and both paths."""
+    runs = [load_run(p) for p in resolve_runs(patterns)]
+    out = Path(out) if out is not None else default_out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    table = report_table(runs)
+    csv_path = out / "report.csv"
+    table.to_csv(csv_path, index=False)
+    return table, csv_path, report_figure(runs, out / "report.png")

@@ -1,0 +1,94 @@
+"""`cosim report` on run folders written by `RunDir` itself, with values checked by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cosim import rundir
+from cosim.cli import app
+from cosim.config import load_config
+from cosim.report import NotARunFolder, resolve_runs, write_report
+
+ROUNDS = 3
+# (policy, seed) -> accuracy per round, energy per (round, device) of the two devices
+RUNS = {
+    ("lyapunov", 1): ([0.2, 0.4, 0.6], [[0.1, 0.3], [0.2, 0.2], [0.3, 0.1]]),
+    ("lyapunov", 2): ([0.3, 0.5, 0.8], [[0.2, 0.4], [0.2, 0.2], [0.2, 0.0]]),
+    ("random-k", 1): ([0.1, 0.3, 0.5], [[0.5, 0.0], [0.0, 0.5], [0.5, 0.0]]),
+    ("random-k", 2): ([0.2, 0.3, 0.55], [[0.0, 0.5], [0.5, 0.0], [0.0, 0.5]]),
+}
+
+
+def write_run(results: Path, policy: str, seed: int) -> Path:
+    """A finished run through RunDir.record, with the real columns the report reads."""
+    accuracy, energy = RUNS[policy, seed]
+    run = rundir.RunDir(load_config("smoke", [f"results_dir={results}", f"seed={seed}",
+                                               f"policy.name={policy}", f"rounds={ROUNDS}"]))
+    for t in range(ROUNDS):
+        e = np.array(energy[t])
+        scheduled = e > 0
+        delivered = scheduled & ~((t == 0) & (np.cumsum(scheduled) == 1))  # round 0 loses its first update
+        run.record({"round": t, "scheduled": int(scheduled.sum()), "delivered": int(delivered.sum()),
+                    "accuracy": accuracy[t], "energy_j": float(e.sum()), "solver": policy, "license": "n/a"},
+                   {"round": np.full(2, t), "device_id": np.arange(2), "scheduled": scheduled,
+                    "delivered": delivered, "realised_energy_j": e, "energy_budget_j": np.full(2, 0.25)})
+    run.finish("completed")
+    return run.path
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setattr(rundir, "git_commit", lambda: None)
+    for policy, seed in RUNS:
+        write_run(tmp_path / "results", policy, seed)
+    return tmp_path / "results"
+
+
+def test_table_has_runs_and_policy_means_with_t_intervals(results, tmp_path):
+    table, csv_path, png_path = write_report([str(results)], tmp_path / "out")
+    assert png_path.stat().st_size > 10_000 and png_path.name == "report.png"
+    assert pd.read_csv(csv_path).shape == table.shape
+    runs = table[table["row"] == "run"].set_index(["policy", "seed"])
+    assert runs.loc[("lyapunov", 2), "final_accuracy"] == pytest.approx(0.8)
+    assert runs.loc[("lyapunov", 1), "mean_scheduled"] == pytest.approx(2.0)
+    assert runs.loc[("lyapunov", 1), "delivered_ratio"] == pytest.approx(5 / 6)
+    assert runs.loc[("lyapunov", 1), "energy_per_device_round_j"] == pytest.approx(1.2 / 6)
+    # random-k seed 1: device 0 averages 1/3 J, device 1 1/6 J, against a budget of 0.25 J
+    assert runs.loc[("random-k", 1), "max_energy_over_budget"] == pytest.approx((1.0 / 3) / 0.25)
+    means = table[table["row"] == "mean"].set_index("policy")
+    assert list(means.index) == ["lyapunov", "random-k"]
+    # two seeds: mean (0.6 + 0.8) / 2; half-width t(0.975, 1) * s / sqrt(2) with s = 0.1 * sqrt(2)
+    assert means.loc["lyapunov", "final_accuracy"] == pytest.approx(0.7)
+    assert means.loc["lyapunov", "final_accuracy_ci95"] == pytest.approx(12.7062047 * 0.1, rel=1e-6)
+    assert means.loc["random-k", "final_accuracy_ci95"] == pytest.approx(12.7062047 * 0.025, rel=1e-6)
+    assert means.loc["random-k", "mean_scheduled_ci95"] == 0.0
+    assert means.loc["lyapunov", "seed"] == "1,2"
+
+
+def test_cli_accepts_globs_and_prints_the_table(results, tmp_path):
+    result = CliRunner().invoke(app, ["report", str(results / "*-lyapunov-*"), str(results / "*-random-k-s1"),
+                                      "--out", str(tmp_path / "out")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "0.700 ± 1.271" in result.output and "3 run(s)" in result.output
+    assert (tmp_path / "out" / "report.png").is_file()
+
+
+def test_a_folder_that_is_not_a_run_is_named_with_its_missing_files(results, tmp_path):
+    (victim,) = (p for p in results.iterdir() if p.name.endswith("random-k-s2"))
+    (victim / "devices.parquet").unlink()
+    with pytest.raises(NotARunFolder, match=r"random-k-s2 is not a run folder: devices.parquet missing"):
+        resolve_runs([str(victim)])
+    with pytest.raises(NotARunFolder, match=r"matches no run folder \(one holding config.yaml"):
+        resolve_runs([str(results / "*-random-k-s2")])
+    assert len(resolve_runs([str(results / "*")])) == 3  # the broken one is skipped by a pattern
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["report", str(empty)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "config.yaml, manifest.json, rounds.parquet, devices.parquet missing" in result.output
+    assert "Traceback" not in result.output
