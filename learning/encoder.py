@@ -93,6 +93,20 @@ def _family_of(folder: Path) -> Family:
     return FAMILIES[model_type]
 
 
+def verify_weights(folder: Path, sha256: str) -> Path:
+    """The folder's weights file, after checking it against its digest (hashing only, no loading)."""
+    weights = Path(folder) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing: a checksum was requested for {folder}, which "
+                                f"must hold its weights as {WEIGHTS_FILE}")
+    actual = sha256_of(weights)
+    if actual != sha256:
+        raise ValueError(f"{weights}: sha256 {actual} does not match the expected {sha256}; the file "
+                         "is corrupt or a different model: reinstall the model package or fix the "
+                         "pinned digest")
+    return weights
+
+
 def load_encoder(path: Path | None = None, sha256: str | None = None) -> Encoder:
     """Load an encoder and its tokenizer from a local folder (default: the packaged MiniLM, checksummed)."""
     if path is None:
@@ -103,15 +117,7 @@ def load_encoder(path: Path | None = None, sha256: str | None = None) -> Encoder
                                 "Face encoder folder, or leave it unset for the packaged all-MiniLM-L6-v2")
     family = _family_of(folder)
     if sha256 is not None:
-        weights = folder / WEIGHTS_FILE
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights} is missing: a checksum was requested for {folder}, which "
-                                    f"must hold its weights as {WEIGHTS_FILE}")
-        actual = sha256_of(weights)
-        if actual != sha256:
-            raise ValueError(f"{weights}: sha256 {actual} does not match the expected {sha256}; the file "
-                             "is corrupt or a different model: reinstall the model package or fix the "
-                             "pinned digest")
+        verify_weights(folder, sha256)
     hf_logging.disable_progress_bar()
     model = AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
