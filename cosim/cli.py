@@ -116,7 +116,7 @@ Examples:
   cosim run my.yaml seed=3 scenario.radio=lte flow_monitor=true
 
 \b
-Sections: rounds, seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor;
+Sections: rounds, seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor, csv;
 scenario.* (the ns-3 scenario), learning.* (model, lora, data, local_steps, batch_size, lr,
 eval_every ...), policy.* (name, v, k, solver, shares), compute.* (f_min_hz, f_max_hz, kappa).
 An unknown key names the closest valid ones. The run folder goes under results_dir.

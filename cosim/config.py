@@ -102,6 +102,7 @@ class ExperimentConfig:
     server_time_s: float | None = None
     results_dir: Path = Path("results")
     flow_monitor: bool = False
+    csv: bool = False
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     learning: TrainerConfig = field(default_factory=TrainerConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)

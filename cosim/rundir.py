@@ -69,6 +69,7 @@ class RunDir:
                 break
             self.path = base.with_name(f"{base.name}-{i}")
         (self.path / "plots").mkdir(parents=True)
+        self.csv = cfg.csv
         self.rounds: list[dict] = []
         self.plots: list[Path] = []
         self.devices: list[pd.DataFrame] = []
@@ -106,8 +107,10 @@ class RunDir:
         """Add one finished round and put both tables on disk before the next round starts."""
         self.rounds.append(round_row)
         self.devices.append(pd.DataFrame(device_columns))
-        _atomic_write(self.path / "rounds.parquet", lambda p: self.rounds_frame.to_parquet(p, index=False))
-        _atomic_write(self.path / "devices.parquet", lambda p: self.devices_frame.to_parquet(p, index=False))
+        for name, frame in (("rounds", self.rounds_frame), ("devices", self.devices_frame)):
+            _atomic_write(self.path / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
+            if self.csv:
+                _atomic_write(self.path / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
         solver = {"solver": round_row["solver"], "license": round_row["license"]}
         if solver not in self.manifest["solvers"]:
             self.manifest["solvers"].append(solver)

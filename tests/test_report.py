@@ -92,3 +92,17 @@ def test_a_folder_that_is_not_a_run_is_named_with_its_missing_files(results, tmp
     assert result.exit_code == 2
     assert "config.yaml, manifest.json, rounds.parquet, devices.parquet missing" in result.output
     assert "Traceback" not in result.output
+
+
+def test_csv_on_request_mirrors_the_parquet_tables(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "git_commit", lambda: None)
+    run = rundir.RunDir(load_config("smoke", [f"results_dir={tmp_path}", "csv=true"]))
+    run.record({"round": 0, "scheduled": 1, "solver": "s", "license": "l", "energy_j": 0.5},
+               {"round": np.zeros(2, int), "device_id": np.arange(2), "realised_energy_j": [0.5, 0.0]})
+    for name in ("rounds", "devices"):
+        pd.testing.assert_frame_equal(pd.read_csv(run.path / f"{name}.csv"),
+                                      pd.read_parquet(run.path / f"{name}.parquet"), check_dtype=False)
+    plain = rundir.RunDir(load_config("smoke", [f"results_dir={tmp_path / 'plain'}"]))
+    plain.record({"round": 0, "scheduled": 0, "solver": "s", "license": "l", "energy_j": 0.0},
+                 {"round": np.zeros(1, int), "device_id": np.arange(1)})
+    assert not (plain.path / "rounds.csv").exists()
