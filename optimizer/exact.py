@@ -84,7 +84,7 @@ def build_model(problem: RoundProblem, lay: Layout, found: SearchResult) -> Milp
     counts = np.arange(1, n_max + 1)
     c = np.zeros(ncols)
     c[lay.e0:lay.z0] = problem.queues[lay.devices[lay.live]]
-    c[lay.z0:] = [problem.convergence_term(int(n)) for n in counts]
+    c[lay.z0:] = problem.count_terms[:n_max]
     jj = np.arange(m)
     budget = sp.csr_matrix((np.concatenate([beta, np.ones(m)]), (np.zeros(2 * m, int),
                            np.concatenate([jj, m + jj]))), shape=(1, ncols))

@@ -9,8 +9,10 @@ a certified lower bound on the round's optimum for every λ >= 0 (weak duality),
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -19,8 +21,12 @@ from optimizer.problem import RoundProblem, SplitStart
 
 PRICE_STEPS = 40  # steps of the dual search
 DUAL_TOL = 1e-9  # relative: the dual search stops when no price can beat its best point by more
+SHARE_TOL = 1e-3  # Newton tolerance of the shares at a dual point: they come out accurate to ~1e-6,
+# and c_j(λ), a minimum over the share, to rounding (its error is second order in theirs)
+KINK_MARGIN = 1e-3  # kink steps within this fraction of the bracket from its ends are not taken
 SEARCH_CANDIDATES = 6  # moves evaluated exactly per local-search step
 SEARCH_STEPS = 100
+SEARCH_TOL = 1e-12  # relative: a move must improve the value by more than this to be taken
 
 
 @dataclass(frozen=True)
@@ -34,18 +40,57 @@ class DualPoint:
     count_terms: np.ndarray  # weight·Φ(n) + prefix cost, n = 1..n_max
     value: float
     next_price: float  # where the schedule would just fill the band, to first order (nan: unknown)
+    slopes: np.ndarray  # d ln h / d ln b near the interior shares (0 at the edges), same order
+    raw: tuple[np.ndarray, np.ndarray] | None = None  # ln b and slopes of the live devices, unsorted
 
-    @property
+    @cached_property
     def count(self) -> int:
         return int(np.argmin(self.count_terms)) + 1
 
-    @property
+    @cached_property
     def schedule(self) -> np.ndarray:
         return np.sort(self.devices[: self.count])
 
-    @property
+    @cached_property
+    def key(self) -> bytes:
+        return self.schedule.tobytes()
+
+    @cached_property
     def subgradient(self) -> float:
         return float(self.shares[: self.count].sum() - 1.0)
+
+    def holds_at(self, price: float) -> bool:
+        """Whether the schedule stays the cheapest at price, to first order (c_j' = b_j)."""
+        c = self.costs + self.shares * (price - self.price)
+        top = np.argpartition(c, self.count)[: self.count] if self.count < c.size else np.arange(c.size)
+        n = self.count_terms.size
+        terms = (self.count_terms - np.cumsum(self.costs[:n])) + np.cumsum(np.sort(c)[:n])
+        return int(np.argmin(terms)) + 1 == self.count and bool(np.all(top < self.count))
+
+    def moved_split(self, price: float) -> SplitStart:
+        """Shares of the schedule (in its sorted order) moved along their slopes to price: the
+        schedule's own Newton step from here, to warm-start its split."""
+        order = np.argsort(self.devices[: self.count])
+        b, slope = self.shares[: self.count][order], self.slopes[: self.count][order]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = np.where(slope < 0, b * np.exp(math.log(price / self.price) / slope), b)
+        return price, moved
+
+    def line_of(self, other: DualPoint, phi_terms: np.ndarray) -> tuple[float, float]:
+        """Value and slope in λ, at this price, of other's schedule: a concave function of λ above D,
+        so its tangent here bounds D from above everywhere."""
+        mask = np.zeros(int(self.devices.max()) + 1, bool)  # both points range over the same devices
+        mask[other.devices[: other.count]] = True
+        members = mask[self.devices]
+        value = phi_terms[other.count - 1] + float(self.costs[members].sum()) - self.price
+        return value, float(self.shares[members].sum()) - 1.0
+
+    def kink_price(self, other_line: tuple[float, float]) -> float:
+        """Newton step on the difference of this point's schedule's value and another's (its value
+        and slope here, from line_of): where D has its kink between the two schedules."""
+        value, slope = other_line
+        g = self.subgradient
+        return self.price - (self.value - value) / (g - slope) if g != slope else np.nan
 
     def shares_by_device(self, size: int) -> np.ndarray:
         """The shares indexed by device (0 for devices not in this point)."""
@@ -69,32 +114,41 @@ class DualPoint:
 
 
 def dual_point(problem: RoundProblem, devices: np.ndarray, phi_terms: np.ndarray, price: float,
-               start: np.ndarray | None = None) -> DualPoint:
+               start: np.ndarray | DualPoint | None = None) -> DualPoint:
     """Evaluate D(price); phi_terms[n-1] = weight·Φ(n) for n = 1..n_max; `start` warm-starts the shares.
 
-    The next price is a Newton step on ln Σ b over the schedule's interior shares (each about a
-    power of the price), aiming at the band left by the others.
+    `start` is shares of `devices`, or a dual point (its shares moved along their slopes to this
+    price). The next price is a Newton step on ln Σ b over the schedule's interior shares (each
+    about a power of the price), aiming at the band left by the others.
     """
-    b = problem.share_at_price(devices, price, start)
-    c = problem.queues[devices] * problem.energy(devices, b) + price * b
+    curves = problem.curves(devices)
+    if isinstance(start, DualPoint) and start.raw is not None and start.price > 0:
+        b, slopes, y = curves.at_price(price, (start.raw[0], start.raw[1], start.price), SHARE_TOL)
+    elif isinstance(start, DualPoint) or start is None:
+        b, slopes, y = curves.at_price(price, None, SHARE_TOL)
+    else:
+        b, slopes = problem.shares_and_slopes(devices, price, start, tol=SHARE_TOL)
+        y = None
+    c = curves.costs(b, price)
     order = np.argsort(c, kind="stable")
     terms = phi_terms + np.cumsum(c[order])[: phi_terms.size]
     count = int(np.argmin(terms)) + 1
-    chosen = devices[order[:count]]
-    share = b[order[:count]]
-    free = (share > problem.beta[chosen]) & (share < 1.0)
+    chosen = order[:count]
+    share, slope = b[chosen], slopes[chosen]
+    free = slope < 0
     free_sum = float(share[free].sum())
     left = 1.0 - (float(share.sum()) - free_sum)
     next_price = np.nan
     if price > 0 and free_sum > 0 and left > 0:
-        slope = float(np.sum(share[free] / problem._log_marginal(chosen[free], share[free])[1]))
-        next_price = price * float(np.exp(np.log(left / free_sum) * free_sum / slope))
+        power = free_sum / float((share[free] / slope[free]).sum())
+        next_price = price * math.exp(math.log(left / free_sum) * power)
+    raw = None if y is None else (y, slopes if curves.all_live else slopes[curves.live])
     return DualPoint(price, devices[order], b[order], c[order], terms, float(terms[count - 1] - price),
-                     next_price)
+                     next_price, slopes[order], raw)
 
 
 def phi_terms(problem: RoundProblem, n_max: int) -> np.ndarray:
-    return np.array([problem.convergence_term(n) for n in range(1, n_max + 1)])
+    return problem.count_terms[:n_max]
 
 
 def maximise_dual(problem: RoundProblem, devices: np.ndarray,
@@ -102,13 +156,18 @@ def maximise_dual(problem: RoundProblem, devices: np.ndarray,
     """Best dual point and every point visited, inside a bracket on the subgradient's sign.
 
     D is concave with supergradient g(λ) = Σ b − 1 over the chosen schedule. Each step takes the
-    newest point's Newton step if it lands inside the bracket (a smooth maximum), else the price
-    where the tangents of D at the bracket's ends cross (a kink between two schedules). A schedule
-    whose Newton step led to another schedule is at such a kink, so it proposes no more steps.
-    The tangents also bound D from above: the search stops when no price can beat the best point
-    by more than DUAL_TOL.
+    newest point's Newton step if it lands inside the bracket (a smooth maximum). Once both ends
+    of the bracket come from the search and hold different schedules, each end also gives the
+    tangent of the other end's schedule's value (concave in λ, above D): the Newton step on the
+    difference of the two schedules' values (the kink between them) is the other candidate, and
+    of the two the one met first walking from the newest point towards the other end is taken;
+    with neither inside, the price where the lowest of these tangents is highest (cutting planes).
+    When the schedule is predicted to hold at the Newton step's price, the step goes straight to
+    its limit, the schedule's KKT price (its split, which the search needs anyway), where D
+    meets the schedule's value. The tangents bound D from above, and so does every split value:
+    the search stops when no price can beat the best point by more than DUAL_TOL.
     """
-    terms = phi_terms(problem, n_max)
+    terms = problem.count_terms[:n_max]
     low = dual_point(problem, devices, terms, 0.0)
     seen = [low]
     if low.subgradient <= 0:
@@ -118,25 +177,61 @@ def maximise_dual(problem: RoundProblem, devices: np.ndarray,
         seen.append(high)
         low, hi_price = high, 4.0 * hi_price
     seen.append(high)
-    newest, kinked = high, set()
+    newest, inner = high, [False, False]  # whether low / high come from the search (not the bracketing)
+    primal, split = np.inf, set()  # the best value of a schedule split so far (above D), and those split
     for _ in range(PRICE_STEPS):
         best = max(seen, key=lambda p: p.value)
-        g_low, g_high = low.subgradient, high.subgradient
-        cross = low.price + (high.value - low.value - g_high * (high.price - low.price)) / (g_low - g_high)
-        if low.value + g_low * (cross - low.price) - best.value <= DUAL_TOL * max(1.0, abs(best.value)):
+        lines = [(low.price, low.value, low.subgradient), (high.price, high.value, high.subgradient)]
+        crossed = None
+        if inner[0] and inner[1] and low.key != high.key:
+            crossed = low.line_of(high, terms), high.line_of(low, terms)
+            lines += [(low.price, *crossed[0]), (high.price, *crossed[1])]
+        price, top = _model_max(lines, low.price, high.price)
+        if min(top, primal) - best.value <= DUAL_TOL * max(1.0, abs(best.value)):
             break
-        key = newest.schedule.tobytes()
-        newton = key not in kinked and low.price < newest.next_price < high.price
-        price = newest.next_price if newton else cross
-        newest = dual_point(problem, devices, terms, price, newest.shares_by_device(problem.devices)[devices])
-        if newton and newest.schedule.tobytes() != key:
-            kinked.add(key)
+        own = newest.next_price if low.price < newest.next_price < high.price else np.nan
+        kink = np.nan
+        if crossed is not None:
+            kink = newest.kink_price(crossed[0] if newest is low else crossed[1])
+            near = KINK_MARGIN * (high.price - low.price)  # a kink step onto an end is a cycle
+            kink = kink if low.price + near < kink < high.price - near else np.nan
+        steps = [x for x in (own, kink) if not np.isnan(x)]
+        if steps:  # the first of the two models' maxima met walking from newest towards other
+            price = min(steps) if newest is low else max(steps)
+        if price == own and newest.key not in split and newest.holds_at(price):
+            # the Newton step's limit, if the schedule holds: its KKT price, where D meets its value
+            split.add(newest.key)
+            value = problem.evaluate(newest.schedule, newest.moved_split(price))[0]
+            primal = min(primal, value)
+            kkt = problem.kkt_split(newest.schedule) if np.isfinite(value) else None
+            if kkt is not None and low.price < kkt[1] < high.price:
+                price = kkt[1]
+        newest = dual_point(problem, devices, terms, price, newest)
         seen.append(newest)
         if newest.subgradient > 0:
-            low = newest
+            low, inner[0] = newest, True
         else:
-            high = newest
+            high, inner[1] = newest, True
     return max(seen, key=lambda p: p.value), seen
+
+
+def _model_max(lines: list[tuple[float, float, float]], lo: float, hi: float) -> tuple[float, float]:
+    """Where on [lo, hi] the lowest of the lines (price, value, slope) is highest, and that height."""
+    if len(lines) == 2:  # a rising and a falling tangent: where they cross
+        (p1, v1, g1), (p2, v2, g2) = lines
+        x = p1 + (v2 - v1 - g2 * (p2 - p1)) / (g1 - g2)
+        return x, v1 + g1 * (x - p1)
+    def height(x: float) -> float:
+        return min(v + g * (x - p) for p, v, g in lines)
+
+    xs = [lo, hi]
+    for i, (p1, v1, g1) in enumerate(lines):
+        for p2, v2, g2 in lines[i + 1:]:
+            if g1 != g2:
+                x = (v2 - g2 * p2 - v1 + g1 * p1) / (g1 - g2)
+                if lo < x < hi:
+                    xs.append(x)
+    return max(((x, height(x)) for x in xs), key=lambda top: top[1])
 
 
 def _warm(problem: RoundProblem, point: DualPoint, idx: np.ndarray) -> SplitStart | None:
@@ -158,15 +253,22 @@ def local_search(problem: RoundProblem, devices: np.ndarray, start: np.ndarray,
     current = np.sort(start)
     value, b = problem.evaluate(current, _warm(problem, near, current))
     beta = problem.beta
-    at_price = near.shares_by_device(problem.devices)
+    curves = problem.curves(devices)  # devices is sorted (problem.feasible)
+    slide = (near.raw[0], near.raw[1], near.price) if near.raw is not None and near.price > 0 else None
+    at_price = np.zeros(problem.devices)
     for _ in range(SEARCH_STEPS):
         price = problem.kkt_split(current)[1]
-        outside = np.setdiff1d(devices, current)
+        mask = np.ones(devices.size, bool)
+        mask[np.searchsorted(devices, current)] = False
+        outside = devices[mask]
         n, spare = current.size, 1.0 - beta[current].sum()
         keep = problem.queues[current] * problem.energy(current, b) + price * b
-        b_out = at_price[outside] = problem.share_at_price(outside, price, at_price[outside])
+        b_all, slopes, y = curves.at_price(price, slide, SHARE_TOL)
+        if price > 0:
+            slide = (y, slopes if curves.all_live else slopes[curves.live], price)
+        join = curves.costs(b_all, price)[mask]
+        at_price[devices] = b_all
         at_price[current] = b
-        join = problem.queues[outside] * problem.energy(outside, b_out) + price * b_out
         term = problem.convergence_term
         add = (term(n + 1) - term(n) if n < devices.size else np.inf) + join
         add[beta[outside] > spare] = np.inf
@@ -174,7 +276,7 @@ def local_search(problem: RoundProblem, devices: np.ndarray, start: np.ndarray,
         swap = join[None, :] - keep[:, None]
         swap[beta[outside][None, :] - beta[current][:, None] > spare] = np.inf
         estimates = np.concatenate([add, drop, swap.ravel()])
-        tol = 1e-12 * max(1.0, abs(value))
+        tol = SEARCH_TOL * max(1.0, abs(value))
         picks = np.argsort(estimates)[:SEARCH_CANDIDATES]
         moved = False
         for pick in picks[estimates[picks] < -tol]:
@@ -218,9 +320,27 @@ def search(problem: RoundProblem) -> SearchResult:
     devices = problem.feasible
     best, seen = maximise_dual(problem, devices, problem.max_count)
     # start from the cheaper of the best dual point's schedule and the last one that fits the band
+    # (the second is not split when its value at a dual point, a lower bound, already loses)
     fits = [p for p in seen if p.subgradient <= 0]
-    starts = [p.schedule for p in (best, *fits[-1:])]
-    first = min(starts, key=lambda idx: problem.evaluate(idx, _warm(problem, best, idx))[0])
+    first = best.schedule
+    if fits and fits[-1].key != best.key:
+        other = fits[-1]
+        bound = max(other.value, best.line_of(other, problem.count_terms)[0])
+        if problem.evaluate(first, _warm(problem, best, first))[0] > bound:
+            other_value = problem.evaluate(other.schedule, _warm(problem, best, other.schedule))[0]
+            if other_value < problem.evaluate(first)[0]:
+                first = other.schedule
+    value, b = problem.evaluate(first)
+    split = problem.kkt_split(first) if np.isfinite(value) else None
+    if split is not None and split[1] > 0 and split[1] != best.price:
+        # D at the schedule's own KKT price is its value when the schedule stays the cheapest there
+        at_split = dual_point(problem, devices, problem.count_terms[: problem.max_count], split[1], best)
+        seen.append(at_split)
+        best = max(best, at_split, key=lambda p: p.value)
+    if value - best.value <= 0.5 * SEARCH_TOL * max(1.0, abs(value)):
+        # every move's estimate is a dual bound minus the value, so >= best.value − value: none
+        # could pass the local search's test, which would return `first` as it is
+        return SearchResult(best, value, first, b)
     value, idx, b = local_search(problem, devices, first, best)
     return SearchResult(best, value, idx, b)
 

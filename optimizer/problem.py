@@ -20,6 +20,8 @@ from optimizer.rates import RateModel, rate_model
 from optimizer.roots import decreasing_root
 
 SHARE_TOL = 1e-9  # slack on Σ b <= 1 for rounding
+JOINT_STEPS = 30  # Newton steps of the joint split before falling back to the nested one
+JOINT_TOL = 1e-6  # on ln λ and ln b: a step that short leaves errors around its square
 SplitStart = tuple[float, np.ndarray]  # a price > 0 and shares near the split's, to warm-start it
 
 
@@ -42,6 +44,8 @@ class RoundProblem:
     reasons: dict[int, str] = field(init=False, repr=False)
     _splits: dict[bytes, tuple[np.ndarray, float] | None] = field(
         init=False, repr=False, default_factory=dict)
+
+    _curves: dict[bytes, Curves] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         q = np.array(self.queues, dtype=float)
@@ -118,7 +122,17 @@ class RoundProblem:
         return inp.fixed_time_s()[idx] + up
 
     def convergence_term(self, n: int) -> float:
-        return self.weight * self.phi(n, self.devices)
+        terms = self.count_terms
+        return float(terms[n - 1]) if 1 <= n <= terms.size else self.weight * self.phi(n, self.devices)
+
+    @cached_property
+    def count_terms(self) -> np.ndarray:
+        """weight·Φ(n) for n = 1 .. one past the most devices that fit (the searches' range)."""
+        top, k = min(self.max_count + 1, self.devices), self.devices
+        if self.phi is partial_participation_phi:  # the same divisions, all at once
+            n = np.arange(1, top + 1, dtype=float)
+            return self.weight * (np.zeros(top) if k == 1 else (k - n) / (n * (k - 1)))
+        return np.array([self.weight * self.phi(n, k) for n in range(1, top + 1)])
 
     # ----- bandwidth: best share at a price, and the exact split -----
     @cached_property
@@ -137,28 +151,41 @@ class RoundProblem:
 
         `start` (shares of the same devices) warm-starts the Newton solve.
         """
+        return self.shares_and_slopes(idx, price, start)[0]
+
+    def shares_and_slopes(self, idx: np.ndarray, price: float, start: np.ndarray | None = None,
+                          tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+        """share_at_price, and d ln h / d ln b near each interior share (0 at the edges).
+
+        `tol` is decreasing_root's: the shares come out accurate to about its square.
+        """
         idx = np.asarray(idx)
+        slopes = np.zeros(idx.size)
         if price <= 0:
-            return np.where(self.queues[idx] > 0, 1.0, self.beta[idx])
+            return np.where(self.queues[idx] > 0, 1.0, self.beta[idx]), slopes
         log_price = np.log(price)
         at_beta, at_one = self.edge_log_marginals
-        b = np.where(at_one[idx] >= log_price, 1.0, self.beta[idx])
-        inner = (at_beta[idx] > log_price) & (at_one[idx] < log_price)
+        at_beta, at_one = at_beta[idx], at_one[idx]
+        inner = (at_beta > log_price) & (at_one < log_price)
+        b = np.where(at_one >= log_price, 1.0, self.beta[idx])
         if not inner.any():
-            return b
+            return b, slopes
         sub = idx[inner]
         lo = np.log(self.beta[sub])
-        if start is None:  # ln h is nearly linear in ln b: interpolate between the edges
-            x0 = lo * (at_one[sub] - log_price) / (at_one[sub] - at_beta[sub])
-        else:
-            x0 = np.log(start[inner])
+        x0 = lo * (at_one[inner] - log_price) / (at_one[inner] - at_beta[inner])
+        if start is not None:  # else: ln h is nearly linear in ln b, interpolate between the edges
+            with np.errstate(divide="ignore"):
+                warm = np.log(start[inner])
+            x0 = np.where(np.isfinite(warm), warm, x0)
+        last = [slopes[:0]]
 
         def gap(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            log_h, slope = self._log_marginal(sub, np.exp(y))
-            return log_h - log_price, slope
+            log_h, last[0] = self._log_marginal(sub, np.exp(y))
+            return log_h - log_price, last[0]
 
-        b[inner] = np.exp(decreasing_root(gap, lo, np.zeros_like(lo), x0))
-        return b
+        b[inner] = np.exp(decreasing_root(gap, lo, np.zeros_like(lo), x0, tol))
+        slopes[inner] = last[0]
+        return b, slopes
 
     @cached_property
     def edge_log_marginals(self) -> tuple[np.ndarray, np.ndarray]:
@@ -170,6 +197,13 @@ class RoundProblem:
             at_beta[live] = self._log_marginal(live, self.beta[live])[0]
             at_one[live] = self._log_marginal(live, np.ones(live.size))[0]
         return at_beta, at_one
+
+    def curves(self, idx: np.ndarray) -> Curves:
+        """The per-device data of idx gathered once, for solving their shares at many prices."""
+        key = np.asarray(idx).tobytes()
+        if key not in self._curves:
+            self._curves[key] = Curves(self, np.asarray(idx, dtype=int))
+        return self._curves[key]
 
     def kkt_split(self, idx: np.ndarray, start: SplitStart | None = None) -> tuple[np.ndarray, float] | None:
         """Exact shares minimising Σ Q_k E_k(b_k) over Σ b <= 1, b >= β for the schedule idx.
@@ -203,6 +237,9 @@ class RoundProblem:
             log_start = float(np.median(self._log_marginal(idx[live], last[live])[0]))
         else:
             log_start, last = float(np.log(start[0])), start[1]
+        joint = self._joint_split(idx, live, log_start, last)
+        if joint is not None:
+            return joint
 
         def excess(log_price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             nonlocal last
@@ -216,6 +253,60 @@ class RoundProblem:
         price = float(np.exp(log_price[0]))
         return self.share_at_price(idx, price, last), price
 
+    def _joint_split(self, idx: np.ndarray, live: np.ndarray, log_price: float,
+                     start: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The KKT split by one Newton iteration on the price and the free shares together.
+
+        Unknowns ℓ = ln λ and y_j = ln b_j of the live devices; equations ln h_j(y_j) = ℓ for the
+        free ones (β_j < b_j < 1, decided by the edge marginals at ℓ) and Σ b = 1, linearised
+        together: the shares' steps are (ℓ' − ln h_j)/slope_j, so ℓ' is explicit. The free set is
+        updated at ℓ' before each step. None if it does not converge (the caller then nests).
+        """
+        sub = idx[live]
+        beta = self.beta[sub]
+        lo = np.log(beta)
+        snr, scale, model = self.snr[sub], self._log_scale[sub], self.model
+        at_beta, at_one = self.edge_log_marginals
+        at_beta, at_one = at_beta[sub], at_one[sub]
+        dead = float(self.beta[idx[~live]].sum())
+        with np.errstate(divide="ignore"):
+            y = np.minimum(np.maximum(np.log(start[live]), lo), 0.0)
+        ell = log_price
+        for _ in range(JOINT_STEPS):
+            b = np.exp(y)
+            log_h, slope = model.log_marginal(b, snr)
+            log_h += scale
+            w = b / slope
+            free = (at_beta > ell) & (at_one < ell)
+            for _ in range(4):  # the free set at the new price
+                if free.all():
+                    w_free = float(w.sum())
+                    new = (1.0 - dead - float(b.sum()) + float(w @ log_h)) / w_free
+                else:
+                    w_free = float(w @ free)
+                    if w_free == 0.0:
+                        return None
+                    pinned = dead + float(np.where(at_one >= ell, 1.0, beta) @ ~free)
+                    new = (1.0 - pinned - float(b @ free) + float((w * log_h) @ free)) / w_free
+                moved = (at_beta > new) & (at_one < new)
+                if (moved == free).all():
+                    break
+                ell, free = new, moved
+            else:
+                return None
+            step = abs(new - ell)
+            ell = new
+            y_new = np.minimum(np.maximum(y + (ell - log_h) / slope, lo), 0.0)
+            if not free.all():
+                y_new = np.where(free, y_new, np.where(at_one >= ell, 0.0, lo))
+            step = max(step, float(np.abs(y_new - y).max()))
+            y = y_new
+            if step <= JOINT_TOL:
+                out = self.beta[idx].copy()
+                out[live] = np.exp(y)
+                return out, float(np.exp(ell))
+        return None
+
     def evaluate(self, idx: np.ndarray, start: SplitStart | None = None) -> tuple[float, np.ndarray]:
         """True objective of scheduling idx with its KKT split (inf if it does not fit)."""
         idx = np.asarray(idx, dtype=int)
@@ -224,3 +315,82 @@ class RoundProblem:
             return np.inf, self.beta[idx].copy()
         b = split[0]
         return self.convergence_term(idx.size) + float(self.queues[idx] @ self.energy(idx, b)), b
+
+
+CURVE_STEPS = 8  # clamped Newton steps of Curves.at_price before the safeguarded solve takes over
+
+
+class Curves:
+    """Shares of a fixed set of devices at a price, by clamped Newton on ln b over all of them at once.
+
+    Same answer as RoundProblem.shares_and_slopes (which it falls back to if Newton has not
+    converged after CURVE_STEPS steps), without re-gathering the devices' data at every price:
+    the dual search calls this at every price it tries.
+    """
+
+    def __init__(self, problem: RoundProblem, idx: np.ndarray) -> None:
+        self.problem, self.idx = problem, idx
+        live = problem.queues[idx] > 0
+        self.live = np.flatnonzero(live)
+        self.all_live = bool(live.all())
+        sub = idx[self.live]
+        self.beta = problem.beta[idx]
+        self.snr = problem.snr[sub]
+        self.scale = problem._log_scale[sub]
+        self.lo = np.log(problem.beta[sub])
+        at_beta, at_one = problem.edge_log_marginals
+        self.at_beta, self.at_one = at_beta[sub], at_one[sub]
+        self.top = float(self.at_beta.max(initial=-np.inf))  # above this ln price, b = β for all
+        q = problem.queues[idx]
+        self.cost_a = q * problem._tx_coef[idx]
+        self.cost_c = q * problem.inputs.compute_energy_j[idx]
+        self.snr_all = problem.snr[idx]
+
+    def costs(self, b: np.ndarray, price: float) -> np.ndarray:
+        """Q E(b) + price·b, per device."""
+        return self.cost_a / self.problem.model.f(b, self.snr_all) + self.cost_c + price * b
+
+    def at_price(self, price: float, warm: tuple[np.ndarray, np.ndarray, float] | None = None,
+                 tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Shares, slopes d ln h / d ln b (0 at the edges and for Q = 0), and ln b of the live ones.
+
+        `warm` = (ln b of the live devices, their slopes, the price) from another price: the start
+        moves along the tangent to this price. Done when no step exceeds tol (the shares are then
+        accurate to about its square).
+        """
+        n = self.idx.size
+        if price <= 0:
+            b = self.beta.copy()
+            b[self.live] = 1.0
+            return b, np.zeros(n), np.zeros(self.live.size)
+        log_price = float(np.log(price))
+        if log_price >= self.top:  # every share at its deadline minimum
+            return self.beta.copy(), np.zeros(n), self.lo.copy()
+        lo = self.lo
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # ln h is nearly linear in ln b: interpolate between the edges, or follow the tangent
+            y = lo * (self.at_one - log_price) / (self.at_one - self.at_beta)
+            if warm is not None:
+                y = np.where(warm[1] < 0, warm[0] + (log_price - np.log(warm[2])) / warm[1], y)
+        y = np.fmin(np.fmax(y, lo), 0.0)  # (fmax: a device with β = 1 interpolates to nan)
+        model, shift = self.problem.model, self.scale - log_price
+        for _ in range(CURVE_STEPS):
+            log_h, slope = model.log_marginal(np.exp(y), self.snr)
+            new = np.minimum(np.maximum(y - (log_h + shift) / slope, lo), 0.0)
+            step = np.abs(new - y).max(initial=0.0)
+            y = new
+            if step <= tol:
+                break
+        else:
+            step = np.inf
+        if not step <= tol:  # (also nan) the safeguarded solve
+            b, slopes = self.problem.shares_and_slopes(self.idx, price, tol=0.1 * tol)  # its steps scale
+            return b, slopes, np.log(b[self.live])
+        free = (y > lo) & (y < 0.0)
+        if self.all_live:
+            return np.exp(y), np.where(free, slope, 0.0), y
+        b = self.beta.copy()
+        b[self.live] = np.exp(y)
+        slopes = np.zeros(n)
+        slopes[self.live] = np.where(free, slope, 0.0)
+        return b, slopes, y

@@ -19,17 +19,21 @@ def decreasing_root(fun: ValueAndSlope, lo: np.ndarray, hi: np.ndarray, x0: np.n
     about tol²), or once rounding pushes its Newton step out of a bracket narrower than tol².
     """
     lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
-    x = np.clip(np.array(x0, dtype=float), lo, hi)
+    x = np.minimum(np.maximum(x0, lo), hi)
     with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(max_iter):
             val, slope = fun(x)
-            lo = np.where(val >= 0, x, lo)
-            hi = np.where(val <= 0, x, hi)
+            np.copyto(lo, x, where=val >= 0)
+            np.copyto(hi, x, where=val <= 0)
             new = x - val / slope
             scale = tol * (1.0 + np.abs(x))
             inside = (new >= lo) & (new <= hi)
-            done = np.all(np.where(inside, np.abs(new - x) <= scale, hi - lo <= tol * scale))
-            x = np.where(inside, new, 0.5 * (lo + hi))
+            if inside.all():  # the usual case: plain Newton steps
+                done = bool((np.abs(new - x) <= scale).all())
+                x = new
+            else:
+                done = bool(np.where(inside, np.abs(new - x) <= scale, hi - lo <= tol * scale).all())
+                x = np.where(inside, new, 0.5 * (lo + hi))
             if done:
                 break
     return x
