@@ -90,7 +90,9 @@ class SplitFedTrainer(_Experiment):
         self.global_device: State = trainable_state(self.model.device)
         # The server's optimiser over the aggregated updates: one for each part's global state.
         self._global_optimizers = {
-            part: ServerOptimizer(config.server_optimizer, config.server_lr, config.server_momentum)
+            part: ServerOptimizer(config.server_optimizer, config.server_lr, config.server_momentum,
+                                  decay=config.server_lr_decay, horizon=config.rounds_hint,
+                                  beta2=config.server_beta2)
             for part in ("server", "device")}
         self.predictor = PayloadPredictor(
             hidden_size=self.hidden_size, wire_dtype=config.model.torch_wire_dtype,

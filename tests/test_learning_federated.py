@@ -6,7 +6,7 @@ import pytest
 import torch
 from test_learning_support import tiny_model_dir, topic_csv
 
-from learning.aggregate import ServerOptimizer, fedavg
+from learning.aggregate import ServerOptimizer, fedavg, server_lr_at
 from learning.config import DataSettings, LoraSettings, ModelSettings, TrainerConfig
 from learning.split import count_trainable
 from learning.trainer import CentralisedTrainer, SplitFedTrainer, run_rounds
@@ -106,9 +106,62 @@ def test_server_optimizer_ignores_undelivered_updates(files, server):
 
 
 def test_server_optimizer_settings_are_checked():
-    for bad in ({"server_optimizer": "fedprox"}, {"server_lr": 0.0}, {"server_momentum": 1.0}):
+    for bad in ({"server_optimizer": "fedprox"}, {"server_lr": 0.0}, {"server_momentum": 1.0},
+                {"server_beta2": 1.0}, {"server_beta2": 0.0}, {"server_lr_decay": "step"},
+                {"rounds_hint": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainerConfig(**bad)
+    with pytest.raises(ValueError, match="decay must be one of"):
+        ServerOptimizer("fedadam", lr=0.1, momentum=0.9, decay="exp", horizon=3)
+    with pytest.raises(ValueError, match="horizon >= 1"):
+        ServerOptimizer("fedadam", lr=0.1, momentum=0.9, decay="cosine", horizon=0)
+
+
+@pytest.mark.parametrize("decay", ["cosine", "linear"])
+def test_server_lr_decays_from_server_lr_to_zero_over_the_horizon(decay):
+    lrs = [server_lr_at(0.1, step, decay, horizon=10) for step in range(13)]
+    assert lrs[0] == 0.1
+    assert all(a > b for a, b in zip(lrs[:10], lrs[1:11], strict=True))  # strictly down to the horizon
+    assert lrs[9] > 0 and lrs[10:] == [0.0] * 3                         # last step still moves
+    halfway = server_lr_at(0.1, 5, decay, horizon=10)
+    assert halfway == pytest.approx(0.05)                                 # both are at lr/2 halfway
+    # No horizon, or constant: the server lr never changes.
+    assert {server_lr_at(0.1, s, decay, None) for s in range(50)} == {0.1}
+    assert {server_lr_at(0.1, s, "constant", 10) for s in range(50)} == {0.1}
+
+
+def test_fedavgm_steps_follow_the_schedule_by_hand():
+    opt = ServerOptimizer("fedavgm", lr=1.0, momentum=0.0, decay="linear", horizon=4)
+    g = {"w": torch.zeros(1)}
+    moves = []
+    for _ in range(5):
+        assert opt.current_lr == server_lr_at(1.0, opt.steps, "linear", 4)
+        new = opt.step(g, {"w": g["w"] + 1.0})   # Δ = 1 each time, so the move is the step's η
+        moves.append(float(new["w"] - g["w"]))
+        g = new
+    assert moves == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
+
+
+def test_undelivered_rounds_do_not_advance_the_server_lr(files):
+    """The schedule counts server steps: a round with nothing delivered leaves η where it was."""
+    trainer = SplitFedTrainer(_config(files, {"server_lr_decay": "cosine", "rounds_hint": 4}))
+    opts = trainer._global_optimizers.values()
+    assert all(opt.current_lr == trainer.config.server_lr for opt in opts)
+    updates = trainer.local_train([0, 1])
+    trainer.aggregate(updates, set())
+    assert all(opt.current_lr == trainer.config.server_lr for opt in opts)
+    trainer.aggregate(updates, {0, 1})
+    assert all(opt.current_lr == server_lr_at(trainer.config.server_lr, 1, "cosine", 4) for opt in opts)
+
+
+def test_constant_schedule_is_the_default_without_a_horizon(files):
+    """Without `rounds_hint` the default decay keeps η constant: same run as `server_lr_decay="constant"`."""
+    finals = []
+    for server in ({}, {"server_lr_decay": "constant", "rounds_hint": 2}):
+        trainer = SplitFedTrainer(_config(files, server))
+        run_rounds(trainer, 2)
+        finals.append({**trainer.global_server, **trainer.global_device})
+    assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])
 
 
 @pytest.mark.parametrize(("mode", "wire", "embeddings"), [
