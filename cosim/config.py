@@ -9,6 +9,7 @@ a bad setting fails before any process starts or any model loads.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import inspect
@@ -112,6 +113,7 @@ class ExperimentConfig:
     DERIVED: typing.ClassVar[dict[str, str]] = {
         "scenario.rng_run": "seed",
         "learning.seed": "seed",
+        "learning.rounds_hint": "rounds",
         "learning.data.devices": "scenario.devices",
         "scenario.flow_monitor_xml": "flow_monitor",
     }
@@ -138,7 +140,8 @@ class ExperimentConfig:
               "no such folder (null means the packaged all-MiniLM-L6-v2)")
         object.__setattr__(self, "scenario", replace(self.scenario, rng_run=self.seed))
         object.__setattr__(self, "learning", replace(
-            self.learning, seed=self.seed, data=replace(data, devices=self.scenario.devices)))
+            self.learning, seed=self.seed, rounds_hint=self.rounds,
+            data=replace(data, devices=self.scenario.devices)))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-safe values (paths as strings, tuples as lists)."""
@@ -181,12 +184,35 @@ def load_config(source: str | Path, overrides: list[str] = ()) -> ExperimentConf
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
     data.setdefault("preset", path.stem)
+    # a run folder's config.yaml lists the derived keys too: they must agree with what they follow
+    written = {dotted: value for dotted in ExperimentConfig.DERIVED
+               if (value := _pop(data, dotted)) is not _MISSING}
+    if written:
+        resolved = build(ExperimentConfig, copy.deepcopy(data)).to_dict()
+        for dotted, value in written.items():
+            if value != _pop(resolved, dotted):
+                raise ConfigError(f"{path}: {dotted}={value!r} disagrees with "
+                                  f"{ExperimentConfig.DERIVED[dotted]}, which sets it; remove the line")
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. scenario.devices=20)")
         _set(data, key.strip(), yaml.safe_load(text) if text.strip() else None)
     return build(ExperimentConfig, data)
+
+
+_MISSING = object()
+
+
+def _pop(data: dict, dotted: str) -> Any:
+    """Remove and return a nested key (_MISSING if absent)."""
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return _MISSING
+    return node.pop(leaf, _MISSING)
 
 
 def _set(data: dict, dotted: str, value: Any) -> None:

@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cosim.cli import app
-from cosim.config import ExperimentConfig, load_config, preset_names
+from cosim.config import load_config, preset_names
 from cosim.scenario import ConfigError
 
 
@@ -33,17 +33,18 @@ def test_overrides_are_parsed_by_the_field_type():
 def test_resolved_config_reloads_to_the_same(tmp_path):
     cfg = load_config("smoke", ["scenario.radio=lte", "learning.lora.target_modules=query,value"])
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg.to_dict()))
-    # the derived keys are written for the reader but are not settable: drop them to reload
-    data = yaml.safe_load(path.read_text())
-    for dotted in ExperimentConfig.DERIVED:
-        *parents, leaf = dotted.split(".")
-        node = data
-        for p in parents:
-            node = node[p]
-        node.pop(leaf)
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(cfg.to_dict()))  # as a run folder's config.yaml, derived keys too
     assert load_config(path) == cfg
+    assert load_config(path, ["seed=5"]).learning.seed == 5
+
+
+def test_a_derived_key_that_disagrees_is_refused(tmp_path):
+    data = load_config("smoke").to_dict()
+    data["learning"]["seed"] = data["seed"] + 1
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="learning.seed=2 disagrees with seed"):
+        load_config(path)
 
 
 @pytest.mark.parametrize("override, message", [
