@@ -4,6 +4,9 @@ simulator dies: finished rounds stay on disk, no segment or process is left."""
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -90,3 +93,30 @@ def test_killed_simulator_keeps_finished_rounds_and_leaves_nothing(ns3_binary, t
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "SIGKILL" in manifest["error"]
     assert (folder / "plots" / "accuracy.png").is_file()
+
+
+def test_sigterm_to_cosim_run_keeps_finished_rounds(ns3_binary, tmp_path):
+    """A scheduler's SIGTERM (or Ctrl-C) mid-run: exit 130, rounds on disk, nothing left behind."""
+    cosim = Path(sys.executable).parent / "cosim"
+    proc = subprocess.Popen([str(cosim), "run", "smoke", "rounds=50", f"results_dir={tmp_path}"],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    rounds = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        rounds = next(tmp_path.glob("*/rounds.parquet"), None)
+        if rounds is not None:
+            break
+        time.sleep(0.2)
+    assert rounds is not None, "no round finished"
+    ns3_pids = [s.ns3_pid for s in bridge.list_segments() if s.python_pid == proc.pid]
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    manifest = json.loads((rounds.parent / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    done = len(pd.read_parquet(rounds))
+    assert 1 <= done < 50 and manifest["rounds_done"] == done
+    assert all(pid_gone(pid, within_s=5.0) for pid in ns3_pids)
+    assert not [s for s in bridge.list_segments() if s.python_pid == proc.pid]
