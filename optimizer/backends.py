@@ -6,6 +6,8 @@ solution with the solver's best bound, which is what the cut loop needs for its 
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,6 +60,27 @@ def _row_bounds(sense: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndar
     return lo, hi
 
 
+_highs_banner_shown = False
+
+
+def _swallow_highs_banner(highspy) -> None:
+    """HiGHS prints a banner on stdout (from C++, before any option can stop it) when the first
+    Highs object of the process is made; make that one with file descriptor 1 sent to /dev/null."""
+    global _highs_banner_shown
+    if _highs_banner_shown:
+        return
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    _highs_banner_shown = True
+
+
 class HighsBackend:
     """HiGHS (MIT licence, always available)."""
 
@@ -67,6 +90,7 @@ class HighsBackend:
     def __init__(self, threads: int = 1) -> None:
         import highspy
 
+        _swallow_highs_banner(highspy)
         self._highspy = highspy
         self._threads = threads
 
