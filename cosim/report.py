@@ -157,10 +157,12 @@ def _curves(runs: list[Run]) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     return {p: (pd.concat(a, axis=1), pd.concat(e, axis=1)) for p, (a, e) in sorted(curves.items())}
 
 
-def _band(ax, frame: pd.DataFrame, label: str, color) -> None:
+def _band(ax, frame: pd.DataFrame, label: str, color, lo: float, hi: float = np.inf) -> None:
+    """Mean line and 95 % band; the band is cut to the quantity's range (few seeds make it wide)."""
     mean, half = mean_ci(frame.to_numpy(), axis=1)
     ax.plot(frame.index, mean, marker="o", ms=3, color=color, label=f"{label} (n={frame.shape[1]})")
-    ax.fill_between(frame.index, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+    ax.fill_between(frame.index, np.clip(mean - half, lo, hi), np.clip(mean + half, lo, hi), color=color,
+                    alpha=0.2, lw=0)
 
 
 def report_figure(runs: list[Run], path: Path) -> Path:
@@ -168,8 +170,8 @@ def report_figure(runs: list[Run], path: Path) -> Path:
     fig, (acc_ax, energy_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (policy, (accuracy, energy)) in enumerate(_curves(runs).items()):
         color = f"C{i}"
-        _band(acc_ax, accuracy, policy, color)
-        _band(energy_ax, energy, policy, color)
+        _band(acc_ax, accuracy, policy, color, 0.0, 1.0)
+        _band(energy_ax, energy, policy, color, 0.0)
     budget = pd.concat([r.devices.groupby("round")["energy_budget_j"].mean() for r in runs], axis=1)
     energy_ax.plot(budget.index, budget.mean(axis=1).cumsum(), "k--", lw=1.5, label="budget")
     acc_ax.set(xlabel="round", ylabel="test accuracy", title="Accuracy (mean, 95 % CI over seeds)")
