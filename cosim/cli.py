@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,7 +16,7 @@ from cosim import bridge
 from cosim.config import ExperimentConfig, load_config, preset_names
 from cosim.messages import RoundPlan
 from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError
+from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from cosim.rundir import RunDir
@@ -133,12 +132,8 @@ def run(
         cfg = load_config(config, overrides or [])
     except ConfigError as e:
         _fail(str(e))
-    # SIGTERM unwinds like Ctrl-C, also while the model loads (before ns-3 runs)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    try:
+    with sigterm_as_interrupt():  # also while the model loads, before ns-3 runs
         folder = _run_with_progress(cfg, config, overrides or [])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     _summary(folder)
 
 
@@ -183,10 +178,6 @@ def _run_with_progress(cfg: ExperimentConfig, config: str, overrides: list[str])
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(130)
-
-
-def _sigterm_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt("SIGTERM")
 
 
 def _summary(folder: RunDir) -> None:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from cosim import layout
@@ -68,6 +69,26 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with status {code}"
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cluster's scheduler, `kill`) unwinds like Ctrl-C, so cleanup runs.
+
+    Only the main thread can install signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Ns3Simulation:
     """One running ns-3 scenario connected over shared memory."""
 
@@ -84,7 +105,7 @@ class Ns3Simulation:
         self.log_path = Path(log_path) if log_path else None
         self._segment: ShmSegment | None = None
         self._proc: subprocess.Popen | None = None
-        self._old_sigterm = None
+        self._signals = contextlib.ExitStack()
 
     # -- lifetime -----------------------------------------------------------------------------
     def __enter__(self) -> Ns3Simulation:
@@ -95,7 +116,7 @@ class Ns3Simulation:
         self.close(graceful=exc_type is None)
 
     def start(self) -> None:
-        self._install_sigterm()
+        self._signals.enter_context(sigterm_as_interrupt())
         try:
             self._segment = ShmSegment(self.scenario.devices, layout_version=self._layout_version)
             if self.log_path is None:
@@ -138,22 +159,7 @@ class Ns3Simulation:
         if self._own_log and self.log_path is not None and proc is not None \
                 and proc.returncode == 0:
             self.log_path.unlink(missing_ok=True)
-        self._restore_sigterm()
-
-    def _install_sigterm(self) -> None:
-        """SIGTERM (a cluster's scheduler, `kill`) unwinds like Ctrl-C, so cleanup runs."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def on_sigterm(signum, frame):
-            raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-        self._old_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
-
-    def _restore_sigterm(self) -> None:
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
-            self._old_sigterm = None
+        self._signals.close()
 
     # -- the round protocol -------------------------------------------------------------------
     @property
