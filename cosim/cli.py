@@ -119,29 +119,55 @@ Sections: rounds, seed, deadline_s, energy_budget_j, server_time_s, results_dir,
 scenario.* (the ns-3 scenario), learning.* (model, lora, data, local_steps, batch_size, lr,
 eval_every ...), policy.* (name, v, k, solver, shares), compute.* (f_min_hz, f_max_hz, kappa).
 An unknown key names the closest valid ones. The run folder goes under results_dir.
+
+\b
+An interrupted run (Ctrl-C, kill, a crash of either side) keeps its finished rounds and a
+checkpoint; `cosim run --resume RUN_DIR` continues it with its own config: ns-3 replays the
+recorded rounds, then model, optimiser, policy, queues and seeds carry on where they were.
 """
 
 
 @app.command(help=RUN_HELP)
 def run(
-    config: Annotated[str, typer.Argument(help="preset name or YAML file")] = "default",
+    config: Annotated[str | None, typer.Argument(
+        help="preset name or YAML file (the `default` preset when omitted)", show_default=False)] = None,
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides",
                                                           show_default=False)] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", metavar="RUN_DIR",
+                                                help="continue this interrupted run instead",
+                                                show_default=False)] = None,
 ) -> None:
-    try:
-        cfg = load_config(config, overrides or [])
-    except ConfigError as e:
-        _fail(str(e))
-    with sigterm_as_interrupt():  # also while the model loads, before ns-3 runs
-        folder = _run_with_progress(cfg, config, overrides or [])
+    if resume is not None:
+        if config is not None or overrides:
+            _fail("--resume continues RUN_DIR with its own config.yaml: give no CONFIG or overrides")
+        command = ["cosim", "run", "--resume", str(resume)]
+        with sigterm_as_interrupt():
+            folder = _run_with_progress(None, command, resume)
+    else:
+        try:
+            cfg = load_config(config or "default", overrides or [])
+        except ConfigError as e:
+            _fail(str(e))
+        command = ["cosim", "run", config or "default", *(overrides or [])]
+        with sigterm_as_interrupt():  # also while the model loads, before ns-3 runs
+            folder = _run_with_progress(cfg, command)
     _summary(folder)
 
 
-def _run_with_progress(cfg: ExperimentConfig, config: str, overrides: list[str]) -> RunDir:
-    """The run behind a progress bar; errors become one message, interrupts exit with status 130."""
+def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
+                       resume: Path | None = None) -> RunDir:
+    """The run (or the resumed run) behind a progress bar; errors become one message, interrupts exit
+    with status 130."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cosim.runloop import run_experiment
+    from cosim.checkpoint import ResumeError
+    from cosim.runloop import resumable, resume_experiment, run_experiment
+
+    if cfg is None:
+        try:
+            cfg = resumable(resume)[0]
+        except (ResumeError, ConfigError) as e:
+            _fail(str(e))
 
     columns = (TextColumn("round"), MofNCompleteColumn(), BarColumn(),
                TextColumn("acc {task.fields[acc]}  scheduled {task.fields[sched]}  "
@@ -153,9 +179,14 @@ def _run_with_progress(cfg: ExperimentConfig, config: str, overrides: list[str])
         energy = 0.0
 
         def on_start(run_dir: RunDir) -> None:
-            nonlocal folder
+            nonlocal folder, energy
             folder = run_dir
             progress.console.print(f"run folder: {run_dir.path}")
+            if run_dir.rounds:
+                energy = float(run_dir.rounds_frame["energy_j"].sum())
+                progress.update(task, completed=len(run_dir.rounds))
+                progress.console.print(f"resuming after round {len(run_dir.rounds)}: ns-3 replays the "
+                                       "recorded rounds first")
 
         def on_round(row: dict) -> None:
             nonlocal energy
@@ -165,14 +196,18 @@ def _run_with_progress(cfg: ExperimentConfig, config: str, overrides: list[str])
                             sched=f"{row['scheduled']}/{cfg.scenario.devices}", energy=f"{energy:.2f} J")
 
         try:
-            return run_experiment(cfg, on_start, on_round, command=["cosim", "run", config, *overrides])
+            if resume is not None:
+                return resume_experiment(resume, on_start, on_round, command=command)
+            return run_experiment(cfg, on_start, on_round, command=command)
         except (ConfigError, ScenarioNotBuilt, SimulationError, FileNotFoundError, ValueError,
                 RuntimeError, ImportError) as e:
-            _fail(f"{e}" + (f"\nfinished rounds are kept in {folder.path}" if folder else ""))
+            _fail(f"{e}" + (f"\nfinished rounds are kept in {folder.path}; continue with `cosim run "
+                            f"--resume {folder.path}`" if folder and folder.rounds else ""))
         except KeyboardInterrupt:
             progress.stop()
             console.print("interrupted; the simulator was stopped and its segment removed"
-                          + (f"; finished rounds are in {folder.path}" if folder else ""))
+                          + (f"; finished rounds are in {folder.path}, continue with `cosim run --resume "
+                             f"{folder.path}`" if folder else ""))
             # The local-training thread may be inside a torch op that cannot be interrupted; letting the
             # interpreter finalise under it aborts in C++, so leave now (files are already closed).
             sys.stdout.flush()

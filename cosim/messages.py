@@ -159,3 +159,12 @@ def read_outcome(header: bytes | np.ndarray, records: bytes | np.ndarray) -> Rou
         header, layout.OUTCOME_HEADER.dtype, count=1)[0].item()
     recs = np.frombuffer(records, layout.OUTCOME_RECORD.dtype, count=k).copy()
     return RoundOutcome(round_index, start_s, duration_s, recs)
+
+
+def read_plan(header: bytes | np.ndarray, records: bytes | np.ndarray) -> RoundPlan:
+    """Parse a plan from its wire bytes (a resumed run replays the recorded plans into ns-3)."""
+    round_index, k, deadline_s, server_time_s = np.frombuffer(
+        header, layout.PLAN_HEADER.dtype, count=1)[0].item()
+    r = np.frombuffer(records, layout.PLAN_RECORD.dtype, count=k)
+    return RoundPlan(round_index, r["scheduled"].astype(bool), r["bandwidth_share"], r["uplink_bytes"],
+                     r["downlink_bytes"], r["compute_time_s"], deadline_s, server_time_s)

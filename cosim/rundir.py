@@ -1,9 +1,9 @@
 """The run folder: `results/<timestamp>-<preset>-<policy>-s<seed>/`.
 
-It holds the resolved `config.yaml`, `manifest.json` (versions, seeds, host, times, outcome),
+It holds the resolved `config.yaml`, `manifest.json` (versions, seeds, host, times, outcome, resumptions),
 `rounds.parquet` and `devices.parquet` (rewritten after every round through a temporary file and a
-rename, so an interrupted run keeps every finished round readable), `ns3.log`, `run.log`, FlowMonitor XML
-when asked, and `plots/`.
+rename, so an interrupted run keeps every finished round readable), `checkpoint.pt` (what `cosim run
+--resume` continues from), `ns3.log`, `run.log`, FlowMonitor XML when asked, and `plots/`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from cosim.checkpoint import CHECKPOINT_NAME
 from cosim.config import ExperimentConfig
 from cosim.simulation import REPO_ROOT
 
@@ -58,7 +59,10 @@ def _atomic_write(path: Path, write) -> None:
 
 
 class RunDir:
-    """One run's folder; `record` appends a round and rewrites the tables atomically."""
+    """One run's folder; `record` appends a round and rewrites the tables atomically.
+
+    `RunDir(cfg)` makes a new folder; `RunDir.reopen` continues one whose first rounds are done.
+    """
 
     def __init__(self, cfg: ExperimentConfig, command: list[str] | None = None) -> None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -83,13 +87,44 @@ class RunDir:
             "host": socket.gethostname(), "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(), "start": _now(), "end": None, "status": "running",
-            "rounds_planned": cfg.rounds, "rounds_done": 0, "solvers": [],
+            "rounds_planned": cfg.rounds, "rounds_done": 0, "solvers": [], "resumed": [],
         }
         self._write_manifest()
+
+    @classmethod
+    def reopen(cls, path: Path, cfg: ExperimentConfig, rounds_done: int,
+               command: list[str] | None = None) -> RunDir:
+        """Continue the run in `path` after its first `rounds_done` rounds.
+
+        Rows of later rounds (a round that finished after the last checkpoint) are dropped, since
+        that round runs again. The manifest lists each resumption with its time, round and command.
+        """
+        run = cls.__new__(cls)
+        run.path, run.csv, run.plots = Path(path), cfg.csv, []
+        run.manifest = json.loads((run.path / "manifest.json").read_text())
+        run.rounds, run.devices = [], []
+        if rounds_done:
+            rounds = pd.read_parquet(run.path / "rounds.parquet")
+            devices = pd.read_parquet(run.path / "devices.parquet")
+            run.rounds = rounds[rounds["round"] < rounds_done].to_dict("records")
+            kept = devices[devices["round"] < rounds_done]
+            run.devices = [frame.reset_index(drop=True) for _, frame in kept.groupby("round", sort=True)]
+            run._write_tables()
+        run.manifest.setdefault("resumed", []).append({
+            "time": _now(), "from_round": rounds_done, "host": socket.gethostname(),
+            "command": command if command is not None else sys.argv, "git_commit": git_commit()})
+        run.manifest.update(status="running", end=None, error=None, rounds_done=rounds_done)
+        run._write_manifest()
+        run.log(f"resumed after {rounds_done} finished round(s)")
+        return run
 
     @property
     def ns3_log(self) -> Path:
         return self.path / "ns3.log"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT_NAME
 
     @property
     def flowmon_path(self) -> Path:
@@ -107,10 +142,7 @@ class RunDir:
         """Add one finished round and put both tables on disk before the next round starts."""
         self.rounds.append(round_row)
         self.devices.append(pd.DataFrame(device_columns))
-        for name, frame in (("rounds", self.rounds_frame), ("devices", self.devices_frame)):
-            _atomic_write(self.path / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
-            if self.csv:
-                _atomic_write(self.path / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
+        self._write_tables()
         solver = {"solver": round_row["solver"], "license": round_row["license"]}
         if solver not in self.manifest["solvers"]:
             self.manifest["solvers"].append(solver)
@@ -118,6 +150,12 @@ class RunDir:
         self._write_manifest()
         self.log("round " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in round_row.items()))
+
+    def _write_tables(self) -> None:
+        for name, frame in (("rounds", self.rounds_frame), ("devices", self.devices_frame)):
+            _atomic_write(self.path / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))
+            if self.csv:
+                _atomic_write(self.path / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
 
     def log(self, message: str) -> None:
         """One timestamped line in run.log."""

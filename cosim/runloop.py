@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from cosim.config import ExperimentConfig
-from cosim.messages import ChannelReport, RoundOutcome
+from cosim.checkpoint import CHECKPOINT_NAME, Checkpoint, ResumeError
+from cosim.config import ExperimentConfig, load_config
+from cosim.messages import ChannelReport, RoundOutcome, read_plan
 from cosim.plots import plot_run
 from cosim.rundir import RunDir
 from cosim.scenario import ScenarioConfig
@@ -129,11 +131,47 @@ def run_experiment(cfg: ExperimentConfig, on_start: Callable[[RunDir], None] | N
     by then stay on disk and are plotted.
     """
     policy = preflight(cfg)
-    folder = RunDir(cfg, command)
+    return _run_in(RunDir(cfg, command), cfg, policy, None, on_start, on_round)
+
+
+def resumable(path: Path) -> tuple[ExperimentConfig, Checkpoint | None]:
+    """The config of the run in `path` and its checkpoint (None when no round finished)."""
+    path = Path(path)
+    if not (path / "config.yaml").is_file() or not (path / "manifest.json").is_file():
+        raise ResumeError(f"{path} is not a run folder (no config.yaml or manifest.json); "
+                          "give a folder that `cosim run` made")
+    cfg = load_config(path / "config.yaml")
+    if (path / CHECKPOINT_NAME).is_file():
+        return cfg, Checkpoint.load(path / CHECKPOINT_NAME)
+    if (path / "rounds.parquet").is_file():
+        raise ResumeError(f"{path} has finished rounds but no {CHECKPOINT_NAME} to continue from; "
+                          "start a new run")
+    return cfg, None
+
+
+def resume_experiment(path: Path, on_start: Callable[[RunDir], None] | None = None,
+                      on_round: Callable[[dict], None] | None = None,
+                      command: list[str] | None = None) -> RunDir:
+    """Continue the run in `path` from its last finished round, with its own config.
+
+    The simulator replays the recorded plans first; the model, the server optimiser, the policy,
+    the queues and every generator continue from the checkpoint, so the rounds that follow are
+    those an uninterrupted run would have had.
+    """
+    cfg, checkpoint = resumable(path)
+    done = checkpoint.rounds_done if checkpoint else 0
+    if done >= cfg.rounds:
+        raise ResumeError(f"{path} already has all {cfg.rounds} rounds; nothing to resume")
+    policy = preflight(cfg)
+    return _run_in(RunDir.reopen(path, cfg, done, command), cfg, policy, checkpoint, on_start, on_round)
+
+
+def _run_in(folder: RunDir, cfg: ExperimentConfig, policy: Policy, checkpoint: Checkpoint | None,
+            on_start: Callable[[RunDir], None] | None, on_round: Callable[[dict], None] | None) -> RunDir:
     if on_start is not None:
         on_start(folder)
     try:
-        run_rounds(cfg, policy, folder, on_round)
+        run_rounds(cfg, policy, folder, on_round, checkpoint)
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
@@ -148,9 +186,26 @@ def run_experiment(cfg: ExperimentConfig, on_start: Callable[[RunDir], None] | N
     return folder
 
 
+def replay(sim: Ns3Simulation, plans: list[tuple[bytes, bytes]], run: RunDir) -> None:
+    """Drive a fresh simulator through the recorded rounds, checking it measures and delivers as recorded.
+
+    A mismatch means the simulator is not the one that ran them (another ns-3 build or scenario).
+    """
+    for t, wire in enumerate(plans):
+        recorded = run.devices[t]
+        report = sim.channel_report()
+        outcome = sim.execute(read_plan(*wire))
+        if not (np.array_equal(report.snr_db, recorded["snr_db"].to_numpy())
+                and np.array_equal(outcome.records["completion_time_s"],
+                                   recorded["realised_delay_s"].to_numpy(), equal_nan=True)):
+            raise ResumeError(f"replaying round {t} of {run.path}: ns-3 measured or delivered other values "
+                              "than the recorded run (another ns-3 build or scenario?); start a new run")
+
+
 def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
-               on_round: Callable[[dict], None] | None = None) -> None:
-    """Run every round of `cfg`, recording into `run`; finished rounds are on disk whatever happens."""
+               on_round: Callable[[dict], None] | None = None, checkpoint: Checkpoint | None = None) -> None:
+    """Run every round of `cfg` after the checkpoint's, recording into `run`; after each round both
+    tables and a new checkpoint are on disk, whatever happens next."""
     trainer = SplitFedTrainer(cfg.learning)
     compute = DeviceCompute.from_config(cfg, trainer)
     k = cfg.scenario.devices
@@ -161,8 +216,15 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     queues = VirtualQueues(k)  # the same rule as the Lyapunov policy's, kept for every policy
     scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
     server_time_s = cfg.server_time_s or 0.0
+    plans: list[tuple[bytes, bytes]] = []
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint.trainer)
+        policy.load_state_dict(checkpoint.policy)
+        queues.restore(checkpoint.queues)
+        server_time_s, plans = checkpoint.server_time_s, list(checkpoint.plans)
     with Ns3Simulation(scenario, log_path=run.ns3_log) as sim:
-        for t in range(cfg.rounds):
+        replay(sim, plans, run)
+        for t in range(len(plans), cfg.rounds):
             start = time.perf_counter()
             times: dict[str, float] = {}
             with timed(times, "report_wall_s"):
@@ -176,7 +238,8 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             with timed(times, "plan_wall_s"):
                 plan = policy.plan(inputs)
             scheduled = np.flatnonzero(plan.scheduled).tolist()
-            outcome, updates = overlap(lambda: sim.execute(plan.to_round_plan(inputs)),  # noqa: B023
+            round_plan = plan.to_round_plan(inputs)
+            outcome, updates = overlap(lambda: sim.execute(round_plan),  # noqa: B023
                                        lambda: trainer.local_train(scheduled), times)  # noqa: B023
             delivered = outcome.delivered & plan.scheduled
             with timed(times, "aggregate_wall_s"):
@@ -194,6 +257,10 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             row["wall_s"] = time.perf_counter() - start
             run.record(row, device_rows(t, report, outcome, plan, inputs, compute, realised, delivered,
                                         queues.values))
+            # after the tables: a checkpoint never gets ahead of the rounds on disk
+            plans.append(round_plan.wire)
+            Checkpoint(t + 1, plans, trainer.state_dict(), policy.state_dict(), queues.values,
+                       server_time_s).save(run.checkpoint_path)
             if on_round is not None:
                 on_round(row)
 

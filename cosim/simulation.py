@@ -126,7 +126,7 @@ class Ns3Simulation:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             argv = [str(self.binary), *self.scenario.to_args(), f"--shm={self._segment.name}",
                     f"--bridgeTimeout={self.timeout_s}"]
-            with open(self.log_path, "w") as log:
+            with open(self.log_path, "a") as log:  # a resumed run's simulator writes after the first
                 log.write("# " + " ".join(argv) + "\n")
                 log.flush()
                 self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,

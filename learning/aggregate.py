@@ -65,6 +65,13 @@ class ServerOptimizer:
         self.m: State = {}
         self.v: State = {}
 
+    def state_dict(self) -> dict:
+        """What the next steps depend on (the moments and the step count), for a checkpoint."""
+        return {"steps": self.steps, "m": dict(self.m), "v": dict(self.v)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.m, self.v = int(state["steps"]), dict(state["m"]), dict(state["v"])
+
     @property
     def current_lr(self) -> float:
         """η the next step will use."""

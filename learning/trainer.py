@@ -167,6 +167,26 @@ class SplitFedTrainer(_Experiment):
         self.global_server = self._global_optimizers["server"].step(self.global_server, server_average)
         self.global_device = self._global_optimizers["device"].step(self.global_device, device_average)
 
+    def state_dict(self) -> dict:
+        """Everything later rounds depend on: the global states, the server optimisers' moments, the
+        devices' batch samplers and torch's generator (LoRA dropout). The base model is not in it."""
+        return {"global_server": self.global_server, "global_device": self.global_device,
+                "optimizers": {part: opt.state_dict() for part, opt in self._global_optimizers.items()},
+                "samplers": [rng.bit_generator.state for rng in self._rngs],
+                "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()` of a trainer built from the same config."""
+        if len(state["samplers"]) != len(self._rngs):
+            raise ValueError(f"the state is of {len(state['samplers'])} devices, this trainer has "
+                             f"{len(self._rngs)}")
+        self.global_server, self.global_device = state["global_server"], state["global_device"]
+        for part, opt in self._global_optimizers.items():
+            opt.load_state_dict(state["optimizers"][part])
+        for rng, sampler in zip(self._rngs, state["samplers"], strict=True):
+            rng.bit_generator.state = sampler
+        torch.set_rng_state(state["torch_rng"])
+
     def evaluate(self) -> dict[str, float]:
         load_trainable(self.model.server, self.global_server)
         load_trainable(self.model.device, self.global_device)

@@ -59,6 +59,13 @@ class Baseline:
     def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
         """Queue-less: nothing to learn from the outcome."""
 
+    def state_dict(self) -> dict:
+        """What the next choices depend on (nothing for the stateless baselines)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()`."""
+
 
 class AllEqual(Baseline):
     """Every device that can make the deadline, equal shares (shares below β are reported)."""
@@ -92,6 +99,12 @@ class RandomK(_KBaseline):
         feasible = problem.feasible
         return self._rng.choice(feasible, size=min(self.k, feasible.size), replace=False)
 
+    def state_dict(self) -> dict:
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
 
 class RoundRobinK(_KBaseline):
     """The next k devices in cyclic index order, skipping those that cannot make the deadline."""
@@ -108,6 +121,12 @@ class RoundRobinK(_KBaseline):
         picked = order[np.isin(order, problem.feasible)][: self.k]
         self._next = int(picked[-1] + 1) % problem.devices
         return picked
+
+    def state_dict(self) -> dict:
+        return {"next": self._next}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._next = int(state["next"])
 
 
 class BestChannelK(_KBaseline):
@@ -171,3 +190,10 @@ class EnergyGreedy(Baseline):
             raise RuntimeError("observe() before plan()")
         self._spent += np.where(plan.scheduled, np.asarray(realised_energy_j, dtype=float), 0.0)
         self._rounds += 1
+
+    def state_dict(self) -> dict:
+        return {"spent": None if self._spent is None else self._spent.copy(), "rounds": self._rounds,
+                "budget": self._budget}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._spent, self._rounds, self._budget = state["spent"], int(state["rounds"]), state["budget"]

@@ -2,6 +2,8 @@
 
 Every policy answers `plan(inputs) -> Plan` each round and hears `observe(plan, realised_energy_j)`
 afterwards with what the network measured; only the Lyapunov policies keep state from it.
+`state_dict()` / `load_state_dict()` carry whatever the next plans depend on (queues, random
+generators, a round-robin pointer) across a checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Policy(Protocol):
 
     def plan(self, inputs: RoundInputs) -> Plan: ...
     def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 class LyapunovPolicy:
@@ -66,6 +70,16 @@ class LyapunovPolicy:
         if self.queues is None or self._budget is None:
             raise RuntimeError("observe() before plan()")
         self.queues.update(plan.scheduled, realised_energy_j, self._budget)
+
+    def state_dict(self) -> dict:
+        return {"queues": None if self.queues is None else self.queues.values,
+                "budget": self._budget}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["queues"] is not None:
+            self.queues = VirtualQueues(len(state["queues"]))
+            self.queues.restore(state["queues"])
+        self._budget = state["budget"]
 
 
 POLICIES: dict[str, Callable[..., Policy]] = {

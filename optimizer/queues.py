@@ -17,6 +17,13 @@ class VirtualQueues:
     def values(self) -> np.ndarray:
         return self._q.copy()
 
+    def restore(self, values: np.ndarray) -> None:
+        """Set the backlogs (from `values` of a checkpoint)."""
+        q = np.array(values, dtype=float)
+        if q.shape != self._q.shape or not np.all(np.isfinite(q)) or np.any(q < 0):
+            raise ValueError(f"queue values must be {self._q.size} finite numbers >= 0")
+        self._q = q
+
     def update(self, scheduled: np.ndarray, realised_energy_j: np.ndarray, budget_j: np.ndarray) -> None:
         """Charge what scheduled devices really spent (as measured, so model error is corrected)."""
         k = self._q.size

@@ -164,6 +164,25 @@ def test_constant_schedule_is_the_default_without_a_horizon(files):
     assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])
 
 
+def test_a_trainer_restored_from_its_state_trains_as_the_original_goes_on(files):
+    """What a resumed run relies on: globals, FedAdam moments, batch samplers and torch's generator
+    (LoRA dropout is on) all come back, so the next rounds give bit-identical models."""
+    config = _config(files, {"server_lr_decay": "cosine", "rounds_hint": 4})
+    original = SplitFedTrainer(config)
+    run_rounds(original, 2)
+    state = original.state_dict()
+    finals = []
+    for make in (lambda: original, lambda: SplitFedTrainer(config), lambda: SplitFedTrainer(config)):
+        trainer = make()  # one after the other: torch's generator is global to the process
+        if len(finals) == 1:
+            trainer.load_state_dict(state)
+        run_rounds(trainer, 2)
+        finals.append({**trainer.global_server, **trainer.global_device})
+    first, again, fresh = finals
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], fresh[k]) for k in first)
+
+
 @pytest.mark.parametrize(("mode", "wire", "embeddings"), [
     ("split", "fp32", "frozen"), ("split", "fp16", "lora"), ("split", "bf16", "frozen"),
     ("unsplit", "fp32", "frozen"), ("unsplit", "fp16", "lora")])

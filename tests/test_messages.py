@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cosim import layout
-from cosim.messages import RoundPlan, read_outcome
+from cosim.messages import RoundPlan, read_outcome, read_plan
 
 
 def plan(**kw):
@@ -23,6 +23,15 @@ def test_valid_plan_becomes_the_wire_records():
     assert records["scheduled"].tolist() == [1, 1, 0]
     assert records["bandwidth_share"].tolist() == [0.5, 0.5, 0.0]
     assert records["uplink_bytes"].tolist() == [10, 10, 0]
+
+
+def test_a_plan_read_back_from_its_wire_bytes_sends_the_same_bytes():
+    sent = plan(round_index=7, bandwidth_share=[0.25, 0.5, 0.3], compute_time_s=[0.1, 0.2, 0.3],
+                server_time_s=0.4)
+    back = read_plan(*sent.wire)
+    assert back.wire == sent.wire
+    assert back.round_index == 7 and back.server_time_s == 0.4
+    assert back.bandwidth_share.tolist() == [0.25, 0.5, 0.0]  # unscheduled devices send no share
 
 
 @pytest.mark.parametrize("kw, msg", [

@@ -33,6 +33,50 @@ def test_every_policy_returns_a_feasible_plan(name):
         policy.observe(plan, plan.predicted_energy_j)
 
 
+def _fresh(name: str):
+    kwargs = {"k": 3} if name.endswith("-k") else {}
+    return make_policy(name, **kwargs, **({"seed": 4} if name == "random-k" else {}))
+
+
+def _faded_rounds(n: int) -> list:
+    rng = np.random.default_rng(15)
+    base = random_inputs(rng, 10, deadline_s=5.0, mean_snr_db=(-5.0, 20.0))
+    channel = RayleighChannel(base, base.snr_db)
+    return [channel.round(t, rng) for t in range(n)]
+
+
+def _play(policy, inputs):
+    plan = policy.plan(inputs)
+    policy.observe(plan, 3.0 * plan.predicted_energy_j)  # over budget: the queues grow
+    return plan
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_a_policy_restored_from_its_state_plans_as_the_original_goes_on(name):
+    """What a resumed run relies on: after load_state_dict, a fresh policy makes the same plans."""
+    rounds = _faded_rounds(8)
+    original = _fresh(name)
+    for inputs in rounds[:4]:
+        _play(original, inputs)
+    restored = _fresh(name)
+    restored.load_state_dict(original.state_dict())
+    for inputs in rounds[4:]:
+        a, b = _play(original, inputs), _play(restored, inputs)
+        np.testing.assert_array_equal(a.scheduled, b.scheduled)
+        np.testing.assert_array_equal(a.bandwidth_share, b.bandwidth_share)
+
+
+@pytest.mark.parametrize("name", ["lyapunov", "random-k", "round-robin-k", "energy-greedy"])
+def test_a_fresh_policy_without_the_state_plans_differently(name):
+    """The state matters for these: forgetting it changes the plans, so the test above can fail."""
+    rounds = _faded_rounds(5)
+    original = _fresh(name)
+    for inputs in rounds[:4]:
+        _play(original, inputs)
+    remembered, forgotten = original.plan(rounds[4]), _fresh(name).plan(rounds[4])
+    assert not np.array_equal(remembered.bandwidth_share, forgotten.bandwidth_share)
+
+
 @pytest.mark.parametrize("name", ["random-k", "round-robin-k", "best-channel-k"])
 def test_k_baselines_with_deadline_shares_are_on_time(name):
     rng = np.random.default_rng(12)

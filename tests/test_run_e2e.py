@@ -1,5 +1,6 @@
-"""`cosim run smoke` with every real part (ns-3 binary, MiniLM, the MILP solver), and a run whose
-simulator dies: finished rounds stay on disk, no segment or process is left."""
+"""`cosim run smoke` with every real part (ns-3 binary, MiniLM, the MILP solver), runs whose simulator
+or Python side dies or is interrupted (finished rounds stay on disk, no segment or process is left),
+and `--resume`, which must give the rounds an uninterrupted run gives."""
 
 import json
 import os
@@ -17,7 +18,8 @@ from typer.testing import CliRunner
 from cosim import bridge
 from cosim.cli import app
 from cosim.config import load_config
-from cosim.runloop import run_experiment
+from cosim.rundir import RunDir
+from cosim.runloop import resume_experiment, run_experiment
 from cosim.simulation import SimulationError
 from tests.test_ns3_faults import pid_gone
 
@@ -71,8 +73,64 @@ def _ns3_children() -> list[int]:
     return pids
 
 
-def test_killed_simulator_keeps_finished_rounds_and_leaves_nothing(ns3_binary, tmp_path):
-    cfg = load_config("smoke", [f"results_dir={tmp_path}", "rounds=3"])
+RESUME_ROUNDS = 4
+# a budget below what a round costs a device, so that the queues (and with them the schedule) move
+RESUME = [f"rounds={RESUME_ROUNDS}", "energy_budget_j=0.03"]
+
+
+def _run_folder(results: Path) -> Path:
+    (folder,) = [p for p in results.iterdir() if p.is_dir()]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The reference: smoke for RESUME_ROUNDS rounds without a break (fixed server time, so
+    every number is a function of the seeds)."""
+    results = tmp_path_factory.mktemp("uninterrupted")
+    return run_experiment(load_config("smoke", [f"results_dir={results}", *RESUME])).path
+
+
+def assert_same_rounds(run: Path, reference: Path) -> None:
+    """Every recorded number equal, except wall-clock times."""
+    for table in ("rounds.parquet", "devices.parquet"):
+        got, want = pd.read_parquet(run / table), pd.read_parquet(reference / table)
+        timing = [c for c in want.columns if c.endswith("wall_s") or c == "solve_time_s"]
+        pd.testing.assert_frame_equal(got.drop(columns=timing), want.drop(columns=timing), check_exact=True)
+
+
+def test_reference_run_changes_from_round_to_round(uninterrupted):
+    """So that equal tables after a resume mean something: model, channel and queues all move."""
+    rounds = pd.read_parquet(uninterrupted / "rounds.parquet")
+    devices = pd.read_parquet(uninterrupted / "devices.parquet")
+    assert len(rounds) == RESUME_ROUNDS and rounds["test_loss"].nunique() == RESUME_ROUNDS
+    assert devices.groupby("round")["snr_db"].mean().nunique() == RESUME_ROUNDS
+    assert devices.groupby("round")["queue_j"].sum().nunique() > 1
+
+
+def test_interrupted_run_resumes_to_the_rounds_of_an_uninterrupted_one(ns3_binary, tmp_path, uninterrupted):
+    cfg = load_config("smoke", [f"results_dir={tmp_path}", *RESUME])
+
+    def interrupt_after_second_round(row: dict) -> None:
+        if row["round"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, on_round=interrupt_after_second_round)
+    folder = _run_folder(tmp_path)
+    assert len(pd.read_parquet(folder / "rounds.parquet")) == 2
+    resumed = resume_experiment(folder)
+    assert resumed.path == folder
+    assert_same_rounds(folder, uninterrupted)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["rounds_done"] == RESUME_ROUNDS
+    assert [r["from_round"] for r in manifest["resumed"]] == [2]
+    with pytest.raises(ValueError, match="already has all 4 rounds"):
+        resume_experiment(folder)
+
+
+def test_killed_simulator_keeps_finished_rounds_and_leaves_nothing(ns3_binary, tmp_path, uninterrupted):
+    cfg = load_config("smoke", [f"results_dir={tmp_path}", *RESUME])
     killed: list[int] = []
     segments: list[str] = []
 
@@ -87,12 +145,74 @@ def test_killed_simulator_keeps_finished_rounds_and_leaves_nothing(ns3_binary, t
         run_experiment(cfg, on_round=kill_after_first_round)
     assert killed and all(pid_gone(pid, within_s=3.0) for pid in killed)
     assert segments and not any((bridge.SHM_DIR / name).exists() for name in segments)
-    (folder,) = tmp_path.iterdir()
+    folder = _run_folder(tmp_path)
     assert len(pd.read_parquet(folder / "rounds.parquet")) == 1
     assert len(pd.read_parquet(folder / "devices.parquet")) == cfg.scenario.devices
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "SIGKILL" in manifest["error"]
     assert (folder / "plots" / "accuracy.png").is_file()
+
+    resume_experiment(folder)  # a fresh simulator replays round 0, then the run goes on
+    assert_same_rounds(folder, uninterrupted)
+
+
+def test_sigkilled_cosim_run_resumes_from_the_command_line(ns3_binary, tmp_path, uninterrupted):
+    """SIGKILL leaves Python no chance to clean up: ns-3 notices and leaves, the checkpoint is what
+    was last finished, and `cosim run --resume` completes the run."""
+    cosim = Path(sys.executable).parent / "cosim"
+    argv = [str(cosim), "run", "smoke", *RESUME, f"results_dir={tmp_path}"]
+    proc = subprocess.Popen(argv, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None \
+            and next(tmp_path.glob("*/checkpoint.pt"), None) is None:
+        time.sleep(0.05)
+    ns3_pids = [s.ns3_pid for s in bridge.list_segments() if s.python_pid == proc.pid]
+    proc.kill()
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert all(pid_gone(pid, within_s=5.0) for pid in ns3_pids)
+    folder = _run_folder(tmp_path)
+    done = len(pd.read_parquet(folder / "rounds.parquet"))
+    assert 1 <= done < RESUME_ROUNDS
+
+    result = CliRunner().invoke(app, ["run", "--resume", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert f"resuming after round {done}" in result.output.replace("\n", " ")
+    assert_same_rounds(folder, uninterrupted)
+    assert "resumed after" in (folder / "run.log").read_text()
+
+
+def _resume_error(args: list[str]) -> str:
+    result = CliRunner().invoke(app, ["run", *args])
+    assert result.exit_code == 2, result.output
+    return " ".join(result.output.split())
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    assert "is not a run folder" in _resume_error(["--resume", str(tmp_path)])
+    assert "give no CONFIG or overrides" in _resume_error(["smoke", "--resume", str(tmp_path)])
+    run = RunDir(load_config("smoke", [f"results_dir={tmp_path}"]))
+    run.record({"round": 0, "solver": "highs", "license": "n/a"}, {"round": [0], "device_id": [0]})
+    assert "no checkpoint.pt to continue from" in _resume_error(["--resume", str(run.path)])
+    run.checkpoint_path.write_bytes(b"not a checkpoint")
+    assert "is unreadable" in _resume_error(["--resume", str(run.path)])
+    torch.save({"version": 99}, run.checkpoint_path)
+    message = _resume_error(["--resume", str(run.path)])
+    assert "is checkpoint version 99, this cosim reads version 1" in message
+
+
+def test_replay_that_does_not_match_the_recorded_rounds_stops(ns3_binary, tmp_path):
+    cfg = load_config("smoke", [f"results_dir={tmp_path}", *RESUME])
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, on_round=lambda row: (_ for _ in ()).throw(KeyboardInterrupt))
+    folder = _run_folder(tmp_path)
+    devices = pd.read_parquet(folder / "devices.parquet")
+    devices.loc[0, "snr_db"] += 0.5  # as if another scenario had measured round 0
+    devices.to_parquet(folder / "devices.parquet", index=False)
+    with pytest.raises(ValueError, match="replaying round 0 .* other values than the recorded run"):
+        resume_experiment(folder)
+    assert json.loads((folder / "manifest.json").read_text())["status"] == "failed"
 
 
 def test_sigterm_to_cosim_run_keeps_finished_rounds(ns3_binary, tmp_path):
