@@ -19,6 +19,8 @@ from cosim.scenario import ConfigError, ScenarioConfig
 from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from cosim.rundir import RunDir
 
 app = typer.Typer(help="Co-simulation of split federated LoRA over an ns-3 wireless network.",
@@ -26,6 +28,9 @@ app = typer.Typer(help="Co-simulation of split federated LoRA over an ns-3 wirel
 shm_app = typer.Typer(help="Shared-memory segments of the ns-3 bridge (/dev/shm/cosim-*).",
                       no_args_is_help=True)
 app.add_typer(shm_app, name="shm")
+sweep_app = typer.Typer(help="Grids of runs (policies × seeds × any key), on a local pool or Slurm.",
+                        no_args_is_help=True)
+app.add_typer(sweep_app, name="sweep")
 console = Console()
 
 
@@ -273,3 +278,100 @@ def report(
         _fail(str(e))
     console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))
     console.print(f"table:  {csv_path}\nfigure: {png_path}", highlight=False)
+
+
+SWEEP_HELP = """Run every point of a sweep file's grid; again, to finish what is missing.
+
+\b
+A sweep file (YAML):
+  config: default                    # preset or YAML file every run starts from
+  overrides: [rounds=20]             # key=value for every run, as for `cosim run`
+  grid: {policy.name: [lyapunov, random-k], seed: [1, 2, 3]}
+  launcher: {kind: local, workers: 2}
+  # slurm: {kind: slurm, partition: gpu, time_min: 120, cpus_per_task: 2,
+  #         mem_gb: 8, array_parallelism: 16}
+  name: policies                     # folder <results_dir>/sweep-<name>
+
+OVERRIDES change the sweep file itself, e.g. launcher.kind=slurm, launcher.workers=2,
+grid.seed=[1,2,3]. Every point's config is checked before anything runs. Completed runs are
+skipped; interrupted, killed or failed ones continue from their checkpoint; missing ones start.
+Locally each run is its own process (threads per run: cores // workers); on Slurm the points are
+one job array through submitit (--no-wait submits and returns). Exit status 1 when a run did not
+complete. `cosim sweep collect FOLDER` tabulates the runs; `cosim report FOLDER/runs` plots them.
+"""
+
+
+@sweep_app.command("run", help=SWEEP_HELP)
+def sweep_run(
+    file: Annotated[Path, typer.Argument(help="sweep file (YAML)")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value changes to the sweep file",
+                                                          show_default=False)] = None,
+    wait: Annotated[bool, typer.Option(help="on Slurm, wait for the array and show its progress")] = True,
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cosim import sweep as sweeps
+
+    try:
+        sweep = sweeps.load_sweep(file, overrides or [])
+    except ConfigError as e:
+        _fail(str(e))
+    todo = sweeps.prepare(sweep)
+    points = sweep.points()
+    console.print(f"sweep folder: {sweep.folder}\n{len(points)} runs: {len(points) - len(todo)} completed, "
+                  f"{len(todo)} to run on {sweep.launcher.kind}", highlight=False)
+    if todo:
+        with Progress(TextColumn("runs"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            task = progress.add_task("runs", total=len(todo))
+
+            def on_done(name: str, state: str) -> None:
+                progress.update(task, advance=1)
+                progress.console.print(f"  {name}: {state}", highlight=False)
+
+            try:
+                with sigterm_as_interrupt():
+                    if sweep.launcher.kind == "local":
+                        sweeps.run_local(sweep, todo, on_done)
+                    else:
+                        jobs = sweeps.submit_slurm(sweep, todo)
+                        progress.console.print(f"submitted Slurm job array {jobs[0][1].job_id.split('_')[0]}"
+                                               f" ({len(jobs)} tasks)")
+                        if not wait:
+                            progress.stop()
+                            console.print(f"when it is done: cosim sweep collect {sweep.folder}")
+                            return
+                        sweeps.wait_slurm(sweep, jobs, on_done)
+            except KeyboardInterrupt:
+                progress.stop()
+                console.print("interrupted; finished rounds and checkpoints are kept: run the same command "
+                              "again to continue" + (" (the Slurm jobs keep running)"
+                                                     if sweep.launcher.kind == "slurm" else ""))
+                raise typer.Exit(130) from None
+    table = sweeps.collect(sweep.folder)
+    _sweep_table(table, sweep.folder)
+    raise typer.Exit(0 if (table["status"] == "completed").all() else 1)
+
+
+@sweep_app.command("collect")
+def sweep_collect(folder: Annotated[Path, typer.Argument(help="the sweep's folder (sweep-<name>)")]) -> None:
+    """One row per point (grid values, status, metrics) in FOLDER/sweep.csv, shown as a table."""
+    from cosim import sweep as sweeps
+
+    if not (folder / sweeps.SWEEP_FILE).is_file():
+        _fail(f"{folder} is not a sweep folder (no {sweeps.SWEEP_FILE}); `cosim sweep run FILE` makes one")
+    _sweep_table(sweeps.collect(folder), folder)
+
+
+def _sweep_table(table: pd.DataFrame, folder: Path) -> None:
+    from cosim.report import COLUMNS
+
+    grid = list(table.columns[1:list(table.columns).index("status")])
+    shown = grid + [c for c in ("status", "rounds", "final_accuracy", "mean_scheduled",
+                                "energy_per_device_round_j", "max_energy_over_budget") if c in table.columns]
+    title = f"{folder.name}: {int((table['status'] == 'completed').sum())}/{len(table)} completed"
+    out = Table(*(COLUMNS.get(c, c) for c in shown), title=title)
+    for _, row in table.iterrows():
+        out.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in shown))
+    console.print(out)
+    console.print(f"table: {folder / 'sweep.csv'}\nplots: cosim report {folder / 'runs'}", highlight=False)

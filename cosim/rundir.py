@@ -64,14 +64,19 @@ class RunDir:
     `RunDir(cfg)` makes a new folder; `RunDir.reopen` continues one whose first rounds are done.
     """
 
-    def __init__(self, cfg: ExperimentConfig, command: list[str] | None = None) -> None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = Path(cfg.results_dir) / f"{stamp}-{cfg.preset}-{cfg.policy.name}-s{cfg.seed}"
-        self.path = base
-        for i in range(2, 1000):  # two runs started in the same second
-            if not self.path.exists():
-                break
-            self.path = base.with_name(f"{base.name}-{i}")
+    def __init__(self, cfg: ExperimentConfig, command: list[str] | None = None,
+                 path: Path | None = None) -> None:
+        """A new folder: `path` when given (it must not exist; a sweep names its runs), otherwise
+        `<results_dir>/<time>-<preset>-<policy>-s<seed>`."""
+        if path is None:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            base = Path(cfg.results_dir) / f"{stamp}-{cfg.preset}-{cfg.policy.name}-s{cfg.seed}"
+            path = base
+            for i in range(2, 1000):  # two runs started in the same second
+                if not path.exists():
+                    break
+                path = base.with_name(f"{base.name}-{i}")
+        self.path = Path(path)
         (self.path / "plots").mkdir(parents=True)
         self.csv = cfg.csv
         self.rounds: list[dict] = []
@@ -84,7 +89,7 @@ class RunDir:
             "seeds": {"seed": cfg.seed, "ns3_rng_seed": cfg.scenario.rng_seed,
                       "ns3_rng_run": cfg.scenario.rng_run, "learning_seed": cfg.learning.seed,
                       "data_seed": cfg.learning.data.seed},
-            "host": socket.gethostname(), "platform": platform.platform(),
+            "host": socket.gethostname(), "pid": os.getpid(), "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(), "start": _now(), "end": None, "status": "running",
             "rounds_planned": cfg.rounds, "rounds_done": 0, "solvers": [], "resumed": [],
@@ -111,7 +116,7 @@ class RunDir:
             run.devices = [frame.reset_index(drop=True) for _, frame in kept.groupby("round", sort=True)]
             run._write_tables()
         run.manifest.setdefault("resumed", []).append({
-            "time": _now(), "from_round": rounds_done, "host": socket.gethostname(),
+            "time": _now(), "from_round": rounds_done, "host": socket.gethostname(), "pid": os.getpid(),
             "command": command if command is not None else sys.argv, "git_commit": git_commit()})
         run.manifest.update(status="running", end=None, error=None, rounds_done=rounds_done)
         run._write_manifest()

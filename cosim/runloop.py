@@ -124,14 +124,15 @@ def preflight(cfg: ExperimentConfig) -> Policy:
 
 def run_experiment(cfg: ExperimentConfig, on_start: Callable[[RunDir], None] | None = None,
                    on_round: Callable[[dict], None] | None = None,
-                   command: list[str] | None = None) -> RunDir:
-    """Preflight, make the run folder, run every round, then record the status and draw the plots.
+                   command: list[str] | None = None, path: Path | None = None) -> RunDir:
+    """Preflight, make the run folder (`path`, or one named after the run), run every round, then
+    record the status and draw the plots.
 
     Errors and interrupts propagate after the manifest says what happened; the rounds finished
     by then stay on disk and are plotted.
     """
     policy = preflight(cfg)
-    return _run_in(RunDir(cfg, command), cfg, policy, None, on_start, on_round)
+    return _run_in(RunDir(cfg, command, path), cfg, policy, None, on_start, on_round)
 
 
 def resumable(path: Path) -> tuple[ExperimentConfig, Checkpoint | None]:

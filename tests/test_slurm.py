@@ -1,0 +1,44 @@
+"""The same sweep locally and as a job array on a real single-node Slurm cluster (Debian's
+slurm-wlm on loopback, started by tests/slurm/slurm-up.sh): same results for the same seeds."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cosim.cli import app
+from cosim.sweep import load_sweep
+from tests.test_run_e2e import assert_same_rounds
+from tests.test_sweep import write_sweep
+
+SCRIPTS = Path(__file__).parent / "slurm"
+pytestmark = pytest.mark.ns3
+
+
+@pytest.fixture(scope="module")
+def slurm_conf():
+    """A running test cluster (installed and started if needed), stopped afterwards."""
+    up = subprocess.run([str(SCRIPTS / "slurm-up.sh")], capture_output=True, text=True, timeout=900)
+    assert up.returncode == 0, f"the test Slurm cluster did not start:\n{up.stderr[-3000:]}"
+    yield up.stdout.strip().removeprefix("export SLURM_CONF=")
+    subprocess.run([str(SCRIPTS / "slurm-down.sh")], timeout=60)
+
+
+def test_a_sweep_gives_the_same_results_locally_and_on_slurm(ns3_binary, tmp_path, slurm_conf, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", slurm_conf)
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(tmp_path, overrides=["rounds=3", "energy_budget_j=0.03"])
+    local = CliRunner().invoke(app, ["sweep", "run", str(path), "name=local"])
+    assert local.exit_code == 0, local.output
+    on_slurm = CliRunner().invoke(app, ["sweep", "run", str(path), "name=slurm", "launcher.kind=slurm",
+                                        "launcher.cpus_per_task=1", "launcher.mem_gb=2"])
+    assert on_slurm.exit_code == 0, on_slurm.output
+    assert "submitted Slurm job array" in on_slurm.output
+    local_sweep, slurm_sweep = load_sweep(path, ["name=local"]), load_sweep(path, ["name=slurm"])
+    slurm_logs = list((slurm_sweep.folder / "slurm").glob("*/*_log.out"))
+    assert len(slurm_logs) == 4  # four array tasks ran under Slurm
+    for point in local_sweep.points():
+        assert_same_rounds(slurm_sweep.folder / "runs" / point.name, local_sweep.folder / "runs" / point.name)

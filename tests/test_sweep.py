@@ -1,0 +1,105 @@
+"""`cosim sweep`: grids from a file, every point checked first, idempotent re-runs that finish only
+what is missing (a killed run continues from its checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cosim.cli import app
+from cosim.scenario import ConfigError
+from cosim.sweep import Launcher, Point, load_sweep, run_state
+from tests.test_ns3_faults import pid_gone
+
+
+def write_sweep(folder: Path, **changes) -> Path:
+    sweep = {"config": "smoke", "overrides": ["rounds=4", "energy_budget_j=0.03"],
+             "grid": {"policy.name": ["lyapunov", "round-robin-k"], "seed": [1, 2]},
+             "launcher": {"kind": "local", "workers": 2, "threads_per_run": 1},
+             "results_dir": str(folder / "results"), **changes}
+    path = folder / "grid.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_a_sweep_file_becomes_one_config_per_point(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path), ["grid.seed=[1,2,3]", "launcher.workers=3"])
+    assert sweep.name == "grid" and sweep.folder == tmp_path / "results" / "sweep-grid"
+    points = sweep.points()
+    assert [p.name for p in points][:2] == ["policy.name=lyapunov,seed=1", "policy.name=lyapunov,seed=2"]
+    assert len(points) == 6 and sweep.launcher.workers == 3
+    cfg = sweep.run_config(points[-1])
+    assert (cfg.policy.name, cfg.seed, cfg.rounds, cfg.energy_budget_j) == ("round-robin-k", 3, 4, 0.03)
+    assert cfg.results_dir == sweep.folder / "runs"
+    assert Point({"learning.lora.target_modules": ["query", "key"]}).overrides == [
+        "learning.lora.target_modules=[query, key]"]
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"gird": {}}, "unknown key 'gird' .did you mean 'grid'"),
+    ({"grid": {"seed": []}}, "grid must map config keys to non-empty lists"),
+    ({"grid": {"policy.name": ["lyapunov", "nope"]}}, "sweep point policy.name=nope: policy.name='nope'"),
+    ({"launcher": {"kind": "pbs"}}, "launcher.kind='pbs' is invalid: one of local, slurm"),
+    ({"launcher": {"nodes": 2}}, "unknown launcher key 'nodes'"),
+    ({"config": "missing.yaml"}, "neither a preset"),
+])
+def test_a_bad_sweep_stops_before_any_run(tmp_path, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(write_sweep(tmp_path, **changes))
+    assert not (tmp_path / "results").exists()
+
+
+def test_threads_per_run_share_the_cores_or_follow_the_slurm_task():
+    assert Launcher(workers=2, threads_per_run=None).threads == max(1, (os.cpu_count() or 1) // 2)
+    assert Launcher(kind="slurm", cpus_per_task=4).threads == 4
+    with pytest.raises(ConfigError, match="launcher.workers=0"):
+        Launcher(workers=0)
+
+
+def _wait_for(predicate, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.ns3
+def test_rerunning_a_sweep_finishes_only_the_killed_run(ns3_binary, tmp_path):
+    path = write_sweep(tmp_path)
+    sweep = load_sweep(path)
+    victim = sweep.folder / "runs" / "policy.name=lyapunov,seed=1"
+    cosim = Path(sys.executable).parent / "cosim"
+    proc = subprocess.Popen([str(cosim), "sweep", "run", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _wait_for(lambda: (victim / "checkpoint.pt").is_file())
+    pid = json.loads((victim / "manifest.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, output  # one run did not complete
+    assert pid_gone(pid, within_s=3.0)
+    others = [sweep.folder / "runs" / p.name for p in sweep.points() if p.name != victim.name]
+    assert [run_state(r) for r in others] == ["completed"] * 3
+    assert run_state(victim) == "running"  # its process died without a word
+    stamps = {r: (r / "rounds.parquet").stat().st_mtime_ns for r in others}
+    done = len(pd.read_parquet(victim / "rounds.parquet"))
+    assert 1 <= done < 4
+
+    again = CliRunner().invoke(app, ["sweep", "run", str(path)])
+    assert again.exit_code == 0, again.output
+    assert "4 runs: 3 completed, 1 to run" in again.output
+    assert run_state(victim) == "completed"
+    assert [r["from_round"] for r in json.loads((victim / "manifest.json").read_text())["resumed"]] == [done]
+    assert {r: (r / "rounds.parquet").stat().st_mtime_ns for r in others} == stamps
+    table = pd.read_csv(sweep.folder / "sweep.csv")
+    assert list(table["status"]) == ["completed"] * 4 and set(table["seed"]) == {1, 2}
+    assert "4 runs: 4 completed, 0 to run" in CliRunner().invoke(app, ["sweep", "run", str(path)]).output
