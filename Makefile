@@ -45,7 +45,7 @@ $(BIN)/python: | tools
 
 $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt | $(BIN)/python
 	$(BIN)/pip install -q pip==25.3
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,sumo]'
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 

@@ -17,6 +17,7 @@ from cosim.config import ExperimentConfig, load_config, preset_names
 from cosim.messages import RoundPlan
 from cosim.scenario import ConfigError, ScenarioConfig
 from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
+from cosim.sumo import sumo_app
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +32,7 @@ app.add_typer(shm_app, name="shm")
 sweep_app = typer.Typer(help="Grids of runs (policies × seeds × any key), on a local pool or Slurm.",
                         no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
+app.add_typer(sumo_app, name="sumo")
 console = Console()
 
 

@@ -36,7 +36,7 @@ def test_environment_yml_pins_what_pyproject_pins():
 
 def test_constraints_agree_with_pyproject():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    deps = _pins(meta["dependencies"] + meta["optional-dependencies"]["dev"])
+    deps = _pins(meta["dependencies"] + [d for ds in meta["optional-dependencies"].values() for d in ds])
     constraints = _pins((ROOT / "constraints.txt").read_text().splitlines())
     for name, version in deps.items():
         # a local label such as torch's "+cpu" pins the build, not another version
