@@ -7,6 +7,9 @@ A sweep file (YAML):
     grid:                            # one run per combination of these values
       policy.name: [lyapunov, random-k]
       seed: [1, 2, 3]
+      mobility:                      # a label: named groups of settings that go together
+        pedestrian: {scenario.mobility: random-walk}
+        vehicular: {scenario.mobility: ns2, scenario.trace_file: traces/cars.ns2}
     launcher:
       kind: local                    # local | slurm
       workers: 2                     # local: runs at once; torch threads per run = cores // workers
@@ -88,17 +91,15 @@ class Launcher:
 
 @dataclass(frozen=True)
 class Point:
-    """One combination of grid values; its name is its run folder's."""
+    """One combination of grid values (a labelled group counts by its label); its name is its run
+    folder's, its overrides what it changes in the config."""
 
     values: dict[str, Any]
+    overrides: tuple[str, ...]
 
     @property
     def name(self) -> str:
         return ",".join(f"{key}={_text(value)}".replace("/", "_") for key, value in self.values.items())
-
-    @property
-    def overrides(self) -> list[str]:
-        return [f"{key}={_text(value)}" for key, value in self.values.items()]
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,11 @@ class Sweep:
         return Path(self.results_dir) / f"sweep-{self.name}"
 
     def points(self) -> list[Point]:
-        keys, combos = list(self.grid), itertools.product(*self.grid.values())
-        return [Point(dict(zip(keys, combo, strict=True))) for combo in combos]
+        """Every combination, the last grid key varying fastest."""
+        choices = [[(key, label, _group_overrides(key, label, values)) for label in values]
+                   for key, values in self.grid.items()]
+        return [Point({key: label for key, label, _ in combo}, tuple(o for *_, group in combo for o in group))
+                for combo in itertools.product(*choices)]
 
     def point(self, name: str) -> Point:
         for point in self.points():
@@ -136,6 +140,13 @@ class Sweep:
         launcher = {f.name: getattr(self.launcher, f.name) for f in fields(Launcher)}
         return {"name": self.name, "config": self.config, "overrides": list(self.overrides),
                 "grid": self.grid, "launcher": launcher, "results_dir": str(self.results_dir)}
+
+
+def _group_overrides(key: str, label: Any, values: list | dict) -> list[str]:
+    """`key=label` for a plain grid key; a labelled group's own key=value settings for its label."""
+    if isinstance(values, dict):
+        return [f"{k}={_text(v)}" for k, v in values[label].items()]
+    return [f"{key}={_text(label)}"]
 
 
 def _text(value: Any) -> str:
@@ -173,8 +184,10 @@ def load_sweep(source: Path | str, overrides: list[str] = ()) -> Sweep:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}{hint}; known: {', '.join(SWEEP_KEYS)}")
     grid = data.get("grid") or {}
-    if not isinstance(grid, dict) or not grid or any(not isinstance(v, list) or not v for v in grid.values()):
-        raise ConfigError(f"{path}: grid must map config keys to non-empty lists, e.g. {{seed: [1, 2]}}")
+    if not isinstance(grid, dict) or not grid or not all(_grid_entry_ok(v) for v in grid.values()):
+        raise ConfigError(f"{path}: grid must map config keys to non-empty lists, e.g. {{seed: [1, 2]}}, "
+                          "or a label to named groups of settings, e.g. {mobility: {walk: "
+                          "{scenario.mobility: random-walk}, car: {scenario.mobility: ns2, ...}}}")
     config = str(data.get("config", "default"))
     for place in (path.parent / config, Path(config)):  # a YAML beside the sweep file or here; else a preset
         if place.suffix in (".yaml", ".yml") and place.is_file():
@@ -196,6 +209,13 @@ def load_sweep(source: Path | str, overrides: list[str] = ()) -> Sweep:
     for point in sweep.points():
         sweep.run_config(point)
     return sweep
+
+
+def _grid_entry_ok(values: Any) -> bool:
+    if isinstance(values, list):
+        return bool(values)
+    return isinstance(values, dict) and bool(values) and all(
+        isinstance(group, dict) and group for group in values.values())
 
 
 # -- one run of the sweep (a local worker process or a Slurm array task) ---------------------------

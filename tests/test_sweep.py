@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from cosim.cli import app
 from cosim.scenario import ConfigError
-from cosim.sweep import Launcher, Point, load_sweep, run_state
+from cosim.sweep import Launcher, load_sweep, run_state
 from tests.test_ns3_faults import pid_gone
 
 
@@ -28,7 +28,7 @@ def write_sweep(folder: Path, **changes) -> Path:
              "launcher": {"kind": "local", "workers": 2, "threads_per_run": 1},
              "results_dir": str(folder / "results"), **changes}
     path = folder / "grid.yaml"
-    path.write_text(yaml.safe_dump(sweep))
+    path.write_text(yaml.safe_dump(sweep, sort_keys=False))
     return path
 
 
@@ -41,8 +41,21 @@ def test_a_sweep_file_becomes_one_config_per_point(tmp_path):
     cfg = sweep.run_config(points[-1])
     assert (cfg.policy.name, cfg.seed, cfg.rounds, cfg.energy_budget_j) == ("round-robin-k", 3, 4, 0.03)
     assert cfg.results_dir == sweep.folder / "runs"
-    assert Point({"learning.lora.target_modules": ["query", "key"]}).overrides == [
-        "learning.lora.target_modules=[query, key]"]
+    assert points[0].overrides == ("policy.name=lyapunov", "seed=1")
+
+
+def test_a_labelled_group_sets_several_keys_together(tmp_path):
+    grid = {"mobility": {"walk": {"scenario.mobility": "constant"},
+                         "fast": {"scenario.mobility": "random-walk", "scenario.speed_max_mps": 20.0}},
+            "learning.lora.target_modules": [["query", "key"]]}
+    sweep = load_sweep(write_sweep(tmp_path, grid=grid))
+    walk, fast = sweep.points()
+    assert fast.name == "mobility=fast,learning.lora.target_modules=[query, key]"
+    assert fast.overrides == ("scenario.mobility=random-walk", "scenario.speed_max_mps=20.0",
+                              "learning.lora.target_modules=[query, key]")
+    cfg = sweep.run_config(fast)
+    assert (cfg.scenario.mobility, cfg.scenario.speed_max_mps) == ("random-walk", 20.0)
+    assert sweep.run_config(walk).scenario.mobility == "constant"
 
 
 @pytest.mark.parametrize(("changes", "message"), [
