@@ -27,6 +27,7 @@ bench: build
 	$(BIN)/python -m bench.optimizer_bench
 	$(BIN)/python -m bench.learning_bench
 	$(BIN)/python -m bench.round_bench
+	$(BIN)/python -m bench.sweep_bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check cosim learning optimizer tests bench
