@@ -34,6 +34,7 @@ class ScenarioConfig:
     shadowing_sigma_db: float = 8.0
     fading: str = "rayleigh"
     nakagami_m: float = 1.0
+    los_update_period_s: float = 0.0
     frequency_hz: float = 2.1e9
     bandwidth_hz: float = 20e6
     ue_tx_power_dbm: float = 23.0
@@ -68,6 +69,8 @@ class ScenarioConfig:
         need(0 <= self.speed_min_mps <= self.speed_max_mps, "speed_min_mps",
              "must be >= 0 and <= speed_max_mps")
         need(self.nakagami_m >= 0.5, "nakagami_m", "must be >= 0.5")
+        need(math.isfinite(self.los_update_period_s) and self.los_update_period_s >= 0, "los_update_period_s",
+             "must be >= 0 (0: each link's LOS state is drawn once)")
         need(self.frequency_hz > 0, "frequency_hz", "must be > 0")
         need(self.bandwidth_hz > 0, "bandwidth_hz", "must be > 0")
         if self.radio == "lte":
@@ -95,6 +98,7 @@ class ScenarioConfig:
             "shadowingSigma": self.shadowing_sigma_db,
             "fading": self.fading,
             "nakagamiM": self.nakagami_m,
+            "losUpdatePeriod": self.los_update_period_s,
             "frequency": self.frequency_hz,
             "bandwidth": self.bandwidth_hz,
             "ueTxPower": self.ue_tx_power_dbm,

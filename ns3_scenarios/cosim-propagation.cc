@@ -7,6 +7,7 @@
 #include "ns3/propagation-loss-model.h"
 #include "ns3/random-variable-stream.h"
 #include "ns3/three-gpp-propagation-loss-model.h"
+#include "ns3/nstime.h"
 
 #include <map>
 #include <stdexcept>
@@ -78,6 +79,10 @@ MakePropagationLoss(const ScenarioParams& p)
         }
         model->SetAttribute("Frequency", DoubleValue(p.frequencyHz));
         model->SetAttribute("ShadowingEnabled", BooleanValue(p.shadowing));
+        // ns-3 draws a link's LOS state independently at each update (no spatial consistency):
+        // 0 keeps the first draw for the whole run, fine for slow devices; moving ones want about
+        // 3GPP's LOS correlation distance over their speed (50 m in UMa, so ~5 s for cars)
+        condition->SetAttribute("UpdatePeriod", TimeValue(Seconds(p.losUpdatePeriodS)));
         model->SetChannelConditionModel(condition);
         head = model;
     }

@@ -26,6 +26,7 @@ struct ScenarioParams
     double shadowingSigmaDb{8.0};         ///< log-distance only (3GPP models use their own)
     std::string fading{"rayleigh"};       ///< rayleigh | nakagami | none
     double nakagamiM{1.0};                ///< Nakagami m (fading=nakagami)
+    double losUpdatePeriodS{0.0};         ///< 3GPP LOS/NLOS redraw period; 0 = drawn once per link
     double frequencyHz{2.1e9};            ///< uplink carrier
     double bandwidthHz{20e6};             ///< total uplink bandwidth B
     double ueTxPowerDbm{23.0};            ///< device transmit power

@@ -236,6 +236,10 @@ main(int argc, char* argv[])
     cmd.AddValue("shadowingSigma", "log-distance shadowing std. deviation (dB)", p.shadowingSigmaDb);
     cmd.AddValue("fading", "rayleigh | nakagami | none", p.fading);
     cmd.AddValue("nakagamiM", "Nakagami m parameter (fading=nakagami)", p.nakagamiM);
+    cmd.AddValue("losUpdatePeriod",
+                 "uma/umi: seconds between redraws of each link's LOS/NLOS state (0 = once per run; "
+                 "moving devices: about 50 m / speed)",
+                 p.losUpdatePeriodS);
     cmd.AddValue("frequency", "carrier frequency (Hz)", p.frequencyHz);
     cmd.AddValue("bandwidth", "total uplink bandwidth B (Hz)", p.bandwidthHz);
     cmd.AddValue("ueTxPower", "device transmit power (dBm)", p.ueTxPowerDbm);

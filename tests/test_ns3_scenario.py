@@ -139,3 +139,21 @@ def test_flow_monitor_xml_records_the_round_traffic(ns3_binary, tmp_path):
     text = xml.read_text()
     assert "<FlowMonitor>" in text
     assert text.count("<Flow flowId=") >= 4  # uplink and downlink of both devices
+
+
+@pytest.mark.parametrize("period_s", [0.0, 1.0])
+def test_los_state_is_redrawn_only_with_an_update_period(ns3_binary, tmp_path, period_s):
+    """Standing devices, no fading or shadowing: only the 3GPP LOS/NLOS state can change the SNR,
+    and ns-3 redraws it only when its update period is set."""
+    distances = [60.0, 90.0, 120.0, 150.0, 180.0, 210.0]
+    cfg = fixed_cell(tmp_path, "ideal-fdma", distances, los_update_period_s=period_s)
+    snrs = []
+    with Ns3Simulation(cfg) as sim:
+        for t in range(6):
+            snrs.append(sim.channel_report().snr_db)
+            sim.execute(RoundPlan.equal_shares(t, [True] + [False] * 5, 50_000_000, 1000, deadline_s=3.0))
+    jumps = np.abs(np.diff(np.array(snrs), axis=0))
+    if period_s == 0.0:
+        assert jumps.max() == 0.0
+    else:  # LOS and NLOS UMa losses differ by several dB at these distances
+        assert jumps.max() > 3.0
