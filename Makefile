@@ -28,6 +28,7 @@ bench: build
 	$(BIN)/python -m bench.learning_bench
 	$(BIN)/python -m bench.round_bench
 	$(BIN)/python -m bench.sweep_bench
+	$(BIN)/python -m bench.zmq_bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check cosim learning optimizer tests bench

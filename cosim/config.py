@@ -28,6 +28,7 @@ from optimizer.policies import POLICIES, LyapunovPolicy
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 BUILTIN_DATASETS = ("bbc", "tweets")
+TRANSPORTS = ("shm", "zmq")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ class ExperimentConfig:
     results_dir: Path = Path("results")
     flow_monitor: bool = False
     csv: bool = False
+    transport: str = "shm"  # shm: ns-3 here, over shared memory; zmq: under cosim.ns3_server at ns3_address
+    ns3_address: str = "tcp://127.0.0.1:5555"
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     learning: TrainerConfig = field(default_factory=TrainerConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -129,6 +132,10 @@ class ExperimentConfig:
               "must be >= 0 (or null to use the measured server compute)")
         _need(self.preset.replace("-", "").replace("_", "").isalnum(), "preset", self.preset,
               "letters, digits, - and _ only (it names the run folder)")
+        _need(self.transport in TRANSPORTS, "transport", self.transport,
+              f"one of {', '.join(TRANSPORTS)} (zmq: ns-3 runs under `python -m cosim.ns3_server`)")
+        _need(self.ns3_address.startswith(("tcp://", "ipc://")), "ns3_address", self.ns3_address,
+              "a ZMQ address such as tcp://127.0.0.1:5555")
         _need(not self.flow_monitor or self.scenario.radio == "lte", "flow_monitor", self.flow_monitor,
               "needs scenario.radio=lte (the ideal-fdma radio has no IP flows for FlowMonitor to count)")
         data = self.learning.data

@@ -11,6 +11,7 @@ differs from their own, naming both versions.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ class Struct:
     doc: str
     fields: tuple[Field, ...]
 
-    @property
+    @functools.cached_property  # built once: every message parse asks for it
     def dtype(self) -> np.dtype:
         parts = []
         for f in self.fields:

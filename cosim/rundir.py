@@ -156,6 +156,10 @@ class RunDir:
         self.log("round " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in round_row.items()))
 
+    def update_manifest(self, **entries) -> None:
+        self.manifest.update(entries)
+        self._write_manifest()
+
     def _write_tables(self) -> None:
         for name, frame in (("rounds", self.rounds_frame), ("devices", self.devices_frame)):
             _atomic_write(self.path / f"{name}.parquet", lambda p, f=frame: f.to_parquet(p, index=False))

@@ -35,6 +35,7 @@ from cosim.plots import plot_run
 from cosim.rundir import RunDir
 from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation, scenario_binary
+from cosim.transport_zmq import ZmqSimulation
 from learning.trainer import SplitFedTrainer, Update
 from optimizer import Plan, Policy, RoundInputs, VirtualQueues, make_policy
 
@@ -117,9 +118,19 @@ def overlap(execute: Callable[[], RoundOutcome], train: Callable[[], dict[int, U
 
 
 def preflight(cfg: ExperimentConfig) -> Policy:
-    """What can fail before any work: the ns-3 build, then the policy (its solver's import)."""
-    scenario_binary()
+    """What can fail before any work: the ns-3 build (here, unless ns-3 runs behind the ZMQ relay),
+    then the policy (its solver's import)."""
+    if cfg.transport == "shm":
+        scenario_binary()
     return make_policy(cfg.policy.name, **cfg.policy.kwargs(cfg.rounds, cfg.seed))
+
+
+def open_simulation(cfg: ExperimentConfig, scenario: ScenarioConfig,
+                    log_path: Path) -> Ns3Simulation | ZmqSimulation:
+    """ns-3 here over shared memory, or behind `python -m cosim.ns3_server` (same API, same bytes)."""
+    if cfg.transport == "zmq":
+        return ZmqSimulation(scenario, address=cfg.ns3_address)
+    return Ns3Simulation(scenario, log_path=log_path)
 
 
 def run_experiment(cfg: ExperimentConfig, on_start: Callable[[RunDir], None] | None = None,
@@ -187,7 +198,7 @@ def _run_in(folder: RunDir, cfg: ExperimentConfig, policy: Policy, checkpoint: C
     return folder
 
 
-def replay(sim: Ns3Simulation, plans: list[tuple[bytes, bytes]], run: RunDir) -> None:
+def replay(sim: Ns3Simulation | ZmqSimulation, plans: list[tuple[bytes, bytes]], run: RunDir) -> None:
     """Drive a fresh simulator through the recorded rounds, checking it measures and delivers as recorded.
 
     A mismatch means the simulator is not the one that ran them (another ns-3 build or scenario).
@@ -223,7 +234,8 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
         policy.load_state_dict(checkpoint.policy)
         queues.restore(checkpoint.queues)
         server_time_s, plans = checkpoint.server_time_s, list(checkpoint.plans)
-    with Ns3Simulation(scenario, log_path=run.ns3_log) as sim:
+    with open_simulation(cfg, scenario, run.ns3_log) as sim:
+        run.update_manifest(simulator={"transport": cfg.transport, **getattr(sim, "server_info", {})})
         replay(sim, plans, run)
         for t in range(len(plans), cfg.rounds):
             start = time.perf_counter()

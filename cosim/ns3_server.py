@@ -1,0 +1,468 @@
+"""``python -m cosim.ns3_server``: serve the ns-3 scenario of this host to a learning loop elsewhere.
+
+    python -m cosim.ns3_server --bind tcp://127.0.0.1:5555     # loopback: the default
+    python -m cosim.ns3_server --bind tcp://0.0.0.0:5555       # every interface (logs a warning)
+
+A client (``cosim.transport_zmq.ZmqSimulation``) connects and sends the scenario config as JSON;
+the server starts the compiled scenario here with ``Ns3Simulation`` over shared memory and relays
+each command's message bytes between the TCP socket and the segment (see ``cosim.transport_zmq``
+for the reasons and the frames). One client session at a time: another client is told the server
+is busy. A session ends when its client shuts it down, when ns-3 fails (the client gets the exit
+status and the tail of the ns-3 log), or when the client sends nothing (not even its keep-alive)
+for ``--idle-timeout`` seconds: then ns-3 is stopped, its segment removed, and the server waits for
+the next client. Ctrl-C or SIGTERM stops ns-3, removes the segment and exits. Log lines go to
+stderr. There is no authentication: keep the default loopback address and reach it through an SSH
+tunnel (``ssh -N -L 5555:127.0.0.1:5555 ns3-host``), or restrict a network address by firewall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from cosim import layout
+from cosim.bridge import BridgeError, ShmSegment
+from cosim.messages import read_plan
+from cosim.scenario import ConfigError, ScenarioConfig
+from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
+from cosim.transport_zmq import (
+    CMD,
+    CMD_HELLO,
+    CMD_PING,
+    CMD_START,
+    COMMAND_NAMES,
+    DEFAULT_ADDRESS,
+    HEARTBEAT_IVL_MS,
+    HEARTBEAT_TIMEOUT_MS,
+    NOTICE_SEQUENCE,
+    STATUS,
+    STRUCT_BYTES,
+    TransportError,
+    error_payload,
+    is_loopback,
+    message_pair,
+    pack_header,
+    unpack_header,
+)
+
+log = logging.getLogger("cosim.ns3_server")
+_POLL_S = 0.2  # longest wait on the socket, so idle sessions are noticed on time
+_PLAN_RECORD = layout.PLAN_RECORD.dtype
+
+
+class PlanRejected(ValueError):
+    """A plan from the client that must not reach ns-3; the session goes on."""
+
+
+class RelaySimulation(Ns3Simulation):
+    """``Ns3Simulation`` that hands over the segment's message bytes instead of parsed objects."""
+
+    def report_frames(self) -> list[bytes]:
+        seg = self._command(CMD["CMD_REPORT"], "measuring the channel")
+        return self._answer(seg, "report_header", "report_records", layout.REPORT_RECORD)
+
+    def execute_frames(self, header, records, round_index: int) -> list[bytes]:
+        seg = self._live_segment()
+        seg.put("plan_header", header)
+        seg.put("plan_records", records)
+        self._command(CMD["CMD_EXECUTE"], f"round {round_index}")
+        return self._answer(seg, "outcome_header", "outcome_records", layout.OUTCOME_RECORD)
+
+    def echo_frames(self, header, records) -> list[bytes]:
+        seg = self._live_segment()
+        seg.put("plan_header", header)
+        seg.put("plan_records", records)
+        self._command(CMD["CMD_ECHO"], "echo")
+        return self._answer(seg, "report_header", "report_records", layout.REPORT_RECORD)
+
+    @staticmethod
+    def _answer(seg: ShmSegment, header_region: str, records_region: str,
+                record: layout.Struct) -> list[bytes]:
+        header = seg.raw[header_region]
+        k = int(header[4:8].view("<u4")[0])  # num_devices, after round_index
+        return [header.tobytes(), seg.raw[records_region][:k * STRUCT_BYTES[record.name]].tobytes()]
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc else None
+
+
+def scenario_from_dict(data) -> ScenarioConfig:
+    """The client's scenario (``ScenarioConfig.to_dict()`` as JSON), validated like a local one."""
+    if not isinstance(data, dict):
+        raise ConfigError("the START message carries no scenario object")
+    names = {f.name for f in fields(ScenarioConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown scenario keys {unknown}: does the client run another cosim version?")
+    kw = dict(data)
+    for key in ("trace_file", "flow_monitor_xml"):  # paths on this (the ns-3) host
+        if kw.get(key) is not None:
+            kw[key] = Path(kw[key])
+    try:
+        return ScenarioConfig(**kw)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid scenario: {e}") from None
+
+
+def _positive(request: dict, key: str, default: float) -> float:
+    value = request.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 0 < value <= 7 * 86400:
+        raise ConfigError(f"START.{key}={value!r} is invalid: a number of seconds in (0, 604800]")
+    return float(value)
+
+
+def check_plan(frames, devices: int, execute: bool):
+    """The plan's header and records, checked before they reach ns-3."""
+    try:
+        header, records = message_pair(frames, layout.PLAN_HEADER, layout.PLAN_RECORD, "plan", devices)
+    except TransportError as e:
+        raise PlanRejected(str(e)) from None
+    if not execute:  # an echo only copies the plan back: its sizes are all that matter
+        return header, records, 0
+    k = len(records) // STRUCT_BYTES["PlanRecord"]  # message_pair checked it against the header
+    if k != devices:
+        raise PlanRejected(f"the plan has {k} devices, the scenario {devices}")
+    try:
+        plan = read_plan(header, records)
+    except ValueError as e:
+        raise PlanRejected(f"invalid plan: {e}") from None
+    if not np.array_equal(np.frombuffer(records, _PLAN_RECORD)["device_id"], np.arange(k)):
+        raise PlanRejected("invalid plan: device_id must run 0..K-1 in order")
+    return header, records, plan.round_index
+
+
+def _peer(frame: zmq.Frame) -> str:
+    """The client's IP address as TCP saw it, for the log."""
+    try:
+        return frame.get("Peer-Address")
+    except (zmq.ZMQError, ValueError):  # not over TCP
+        return "a local client"
+
+
+@dataclass
+class Session:
+    identity: bytes
+    peer: str
+    sim: RelaySimulation
+    started: float = field(default_factory=time.monotonic)
+    last_seen: float = field(default_factory=time.monotonic)
+    rounds: int = 0
+
+
+class Ns3Server:
+    """The relay: one ROUTER socket, at most one session (client + its ns-3) at a time."""
+
+    def __init__(self, bind: str = DEFAULT_ADDRESS, idle_timeout_s: float = 60.0, *,
+                 binary: Path | str | None = None, log_dir: Path | str | None = None):
+        if not idle_timeout_s > 0:
+            raise ValueError("idle_timeout_s must be > 0")
+        self.bind_address = bind
+        self.idle_timeout_s = idle_timeout_s
+        self.binary = binary
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.endpoint: str | None = None
+        self.sessions_done = 0
+        self._session: Session | None = None
+        self._max_sessions: int | None = None
+        self._inflight: tuple[bytes, int, str] | None = None  # (client, sequence, what) being served
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 1_000)
+        self._sock.setsockopt(zmq.SNDTIMEO, 1_000)  # a reply never blocks the server for long
+        self._sock.setsockopt(zmq.RCVTIMEO, int(1000 * _POLL_S))
+        self._sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        self._host = socket.gethostname()
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def bind(self) -> str:
+        self._sock.bind(self.bind_address)
+        self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        log.info("listening on %s (layout version %d, idle timeout %g s, one client session at a time)",
+                 self.endpoint, layout.LAYOUT_VERSION, self.idle_timeout_s)
+        if not is_loopback(self.bind_address):
+            log.warning("%s accepts connections from the network: anyone who can reach it can start "
+                        "ns-3 processes on %s as %s (there is no authentication). Prefer the loopback "
+                        "default and an SSH tunnel, or restrict access with a firewall.",
+                        self.endpoint, self._host, getpass.getuser())
+        return self.endpoint
+
+    def serve(self, max_sessions: int | None = None) -> None:
+        """Answer clients until interrupted, or until ``max_sessions`` sessions have ended."""
+        self._max_sessions = max_sessions
+        while max_sessions is None or self.sessions_done < max_sessions or self._session is not None:
+            session = self._session
+            if session is not None:
+                silent_s = time.monotonic() - session.last_seen
+                if silent_s >= self.idle_timeout_s:
+                    self._notify(f"the session ended after {silent_s:.1f} s without a message from this "
+                                 f"client (--idle-timeout {self.idle_timeout_s:g} s)")
+                    self._end_session(f"the client sent nothing for {silent_s:.1f} s "
+                                      f"(--idle-timeout {self.idle_timeout_s:g} s)", graceful=False)
+                    continue
+            try:
+                identity, *frames = self._sock.recv_multipart(copy=False)  # waits at most _POLL_S
+            except zmq.Again:
+                continue
+            self._handle(identity.bytes, frames)
+
+    def close(self, reason: str = "closing") -> None:
+        """Answer a request in progress with an error, stop ns-3, remove its segment, close."""
+        answered = None
+        if self._inflight is not None:
+            answered, sequence, what = self._inflight
+            self._error(answered, sequence, "stopped", f"the ns-3 server was stopped ({reason}) while {what}",
+                        session_closed=True)
+            self._inflight = None
+        if self._session is not None:
+            if self._session.identity != answered:
+                self._notify(f"the ns-3 server was stopped ({reason})")
+            self._end_session(f"the server is stopping ({reason})", graceful=False, next_client=False)
+        self._sock.close()
+        self._ctx.term()
+
+    # -- messages -----------------------------------------------------------------------------
+    def _reply(self, identity: bytes, status: int, sequence: int, frames: list) -> None:
+        try:
+            self._sock.send_multipart([identity, pack_header(status, sequence), *frames])
+        except zmq.ZMQError as e:  # the client is gone or not reading: it will time out
+            log.warning("could not answer client %s: %s", identity.hex(), e)
+
+    def _error(self, identity: bytes, sequence: int, kind: str, message: str,
+               session_closed: bool = False) -> None:
+        self._reply(identity, STATUS["STATUS_ERROR"], sequence,
+                    [error_payload(kind, message, session_closed)])
+
+    def _notify(self, message: str) -> None:
+        """Tell the session's client, unasked, that its session is over (read with its next request)."""
+        self._error(self._session.identity, NOTICE_SEQUENCE, "ended", message, session_closed=True)
+
+    def _handle(self, identity: bytes, frames: list) -> None:
+        if not frames:
+            return
+        try:
+            header = unpack_header(frames[0].buffer)
+        except TransportError as e:
+            log.warning("ignored a message from %s: %s", _peer(frames[0]), e)
+            self._error(identity, 0, "protocol", str(e))
+            return
+        seq = header.sequence
+        if header.magic != layout.MAGIC:
+            self._error(identity, seq, "protocol", f"not a cosim message (magic 0x{header.magic:08X})")
+            return
+        if header.layout_version != layout.LAYOUT_VERSION:
+            message = (f"message layout mismatch: the client uses layout version {header.layout_version}, "
+                       f"this ns-3 server version {layout.LAYOUT_VERSION}; run the same cosim version "
+                       "on both hosts")
+            log.warning("refused %s: %s", _peer(frames[0]), message)
+            self._error(identity, seq, "layout", message)
+            return
+        session = self._session
+        mine = session is not None and session.identity == identity
+        if mine:
+            session.last_seen = time.monotonic()
+        code, payload = header.code, frames[1:]
+        if code == CMD_PING:
+            return
+        if session is not None and not mine:
+            busy_s = time.monotonic() - session.started
+            self._error(identity, seq, "busy",
+                        f"busy with another client ({session.peer}) for {busy_s:.0f} s; this server "
+                        "runs one session at a time: wait, or start another server on another port")
+            return
+        if code == CMD_HELLO:
+            info = {"server": "cosim.ns3_server", "host": self._host, "pid": os.getpid(),
+                    "layout_version": layout.LAYOUT_VERSION, "idle_timeout_s": self.idle_timeout_s}
+            self._reply(identity, STATUS["STATUS_OK"], seq, [json.dumps(info).encode()])
+        elif code == CMD_START:
+            if mine:
+                self._error(identity, seq, "protocol", "a session is already open on this connection")
+            else:
+                self._start(identity, seq, payload, _peer(frames[0]))
+        elif not mine:
+            self._error(identity, seq, "no_session",
+                        f"no session is open for this client: it ended (after ns-3 failed, or after "
+                        f"--idle-timeout {self.idle_timeout_s:g} s without a message) or never started")
+        elif code == CMD["CMD_SHUTDOWN"]:
+            graceful = True
+            with contextlib.suppress(Exception):
+                graceful = bool(json.loads(payload[0].bytes).get("graceful", True))
+            returncode = self._end_session("the client shut it down", graceful=graceful)
+            self._reply(identity, STATUS["STATUS_OK"], seq, [json.dumps({"returncode": returncode}).encode()])
+        elif code in (CMD["CMD_REPORT"], CMD["CMD_EXECUTE"], CMD["CMD_ECHO"]):
+            self._relay(session, seq, code, payload)
+        else:
+            self._error(identity, seq, "protocol", f"unknown command {code}")
+
+    def _start(self, identity: bytes, seq: int, payload: list, peer: str) -> None:
+        try:
+            if len(payload) != 1:
+                raise ConfigError("the START message must carry one JSON frame")
+            try:
+                request = json.loads(payload[0].bytes)
+            except ValueError as e:
+                raise ConfigError(f"the START message is not JSON: {e}") from None
+            if not isinstance(request, dict):
+                raise ConfigError("the START message must be a JSON object")
+            scenario = scenario_from_dict(request.get("scenario"))
+            timeout_s = _positive(request, "timeout_s", 900.0)
+            startup_s = _positive(request, "startup_timeout_s", 120.0)
+        except (ConfigError, ValueError) as e:
+            log.warning("refused a scenario from %s: %s", peer, e)
+            self._error(identity, seq, "config", str(e))
+            return
+        log_path = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.log_dir / f"ns3-{time.strftime('%Y%m%d-%H%M%S')}-{self.sessions_done}.log"
+        try:
+            sim = RelaySimulation(scenario, binary=self.binary, log_path=log_path, timeout_s=timeout_s,
+                                  startup_timeout_s=startup_s)
+        except ScenarioNotBuilt as e:
+            log.error("%s", e)
+            self._error(identity, seq, "not_built", str(e))
+            return
+        self._inflight = (identity, seq, "starting the scenario")  # kept if a signal interrupts
+        try:
+            sim.start()
+        except (SimulationError, BridgeError, OSError) as e:
+            self._inflight = None
+            log.error("ns-3 did not start for %s: %s", peer, e)
+            self._error(identity, seq, "simulation", str(e), session_closed=True)
+            return
+        self._inflight = None
+        self._session = Session(identity, peer, sim)
+        log.info("session for %s: %d devices, %s radio, rng %d/%d; ns-3 pid %d, segment %s", peer,
+                 scenario.devices, scenario.radio, scenario.rng_seed, scenario.rng_run, sim.pid,
+                 sim.segment_name)
+        info = {"host": self._host, "ns3_pid": sim.pid, "segment": sim.segment_name,
+                "log_path": str(sim.log_path), "binary": str(sim.binary)}
+        self._reply(identity, STATUS["STATUS_READY"], seq, [json.dumps(info).encode()])
+        self._session.last_seen = time.monotonic()
+
+    def _relay(self, session: Session, seq: int, code: int, payload: list) -> None:
+        sim, what = session.sim, COMMAND_NAMES[code]
+        self._inflight = (session.identity, seq, what)  # kept if a signal interrupts
+        log.debug("%s #%d from %s", what, seq, session.peer)
+        try:
+            if code == CMD["CMD_REPORT"]:
+                out = sim.report_frames()
+            else:
+                buffers = [f.buffer for f in payload]
+                header, records, round_index = check_plan(buffers, session.sim.scenario.devices,
+                                                          execute=code == CMD["CMD_EXECUTE"])
+                if code == CMD["CMD_EXECUTE"]:
+                    out = sim.execute_frames(header, records, round_index)
+                    session.rounds += 1
+                else:
+                    out = sim.echo_frames(header, records)
+        except PlanRejected as e:
+            self._inflight = None
+            self._error(session.identity, seq, "plan", str(e))
+        except (SimulationError, BridgeError) as e:
+            self._inflight = None
+            log.error("ns-3 failed for %s: %s", session.peer, e)
+            self._error(session.identity, seq, "simulation", str(e), session_closed=True)
+            self._end_session("ns-3 failed", graceful=False)
+        except Exception as e:  # a bug here must not take the server down, nor leave ns-3 running
+            self._inflight = None
+            log.exception("internal error while relaying %s", what)
+            self._error(session.identity, seq, "internal", f"internal server error: {e!r}",
+                        session_closed=True)
+            self._end_session("internal error", graceful=False)
+        else:
+            self._inflight = None
+            self._reply(session.identity, STATUS["STATUS_OK"], seq, out)
+        session.last_seen = time.monotonic()
+
+    def _end_session(self, reason: str, graceful: bool, next_client: bool = True) -> int | None:
+        session, self._session = self._session, None
+        if session is None:
+            return None
+        more = self._max_sessions is None or self.sessions_done + 1 < self._max_sessions
+        next_client = next_client and more
+        pid, segment = session.sim.pid, session.sim.segment_name
+        try:
+            session.sim.close(graceful=graceful)
+        finally:
+            self.sessions_done += 1
+            log.info("session for %s ended after %.1f s and %d rounds: %s; ns-3 pid %s stopped "
+                     "(exit status %s), segment %s removed%s", session.peer,
+                     time.monotonic() - session.started, session.rounds, reason, pid,
+                     session.sim.returncode, segment, "; waiting for the next client" if next_client else "")
+        return session.sim.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m cosim.ns3_server", description=__doc__.replace("``", "`"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bind", default=DEFAULT_ADDRESS, metavar="ADDRESS",
+                    help="ZMQ endpoint to listen on (default %(default)s: this host only); "
+                         "tcp://0.0.0.0:PORT listens on every interface, tcp://HOST:* on a free port")
+    ap.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
+                    help="end a session whose client sent nothing, not even its keep-alive, for this "
+                         "long: stop its ns-3, remove its segment, wait for the next client "
+                         "(default %(default)g)")
+    ap.add_argument("--binary", type=Path, default=None,
+                    help="compiled cosim-scenario (default $COSIM_NS3_SCENARIO or build/ns3/cosim-scenario)")
+    ap.add_argument("--log-dir", type=Path, default=None,
+                    help="keep every session's ns-3 log here (default: a temporary file, removed when "
+                         "ns-3 exits cleanly)")
+    ap.add_argument("--once", action="store_true", help="exit after the first session ends")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    a = ap.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(asctime)s cosim.ns3_server[%(process)d] %(levelname)s %(message)s")
+    if not a.idle_timeout > 0:
+        ap.error("--idle-timeout must be > 0")
+    port = a.bind.rsplit(":", 1)[-1] if a.bind.startswith("tcp://") else "*"
+    if port != "*" and not (port.isdigit() and 0 <= int(port) <= 65535):
+        ap.error(f"--bind {a.bind}: the port must be a number from 0 to 65535 or *, as in {DEFAULT_ADDRESS}")
+    server = Ns3Server(a.bind, a.idle_timeout, binary=a.binary, log_dir=a.log_dir)
+    try:
+        server.bind()
+    except zmq.ZMQError as e:
+        log.error("cannot listen on %s: %s", a.bind, e)
+        server.close()
+        return 2
+    reason = "--once: the session ended"
+    try:
+        with sigterm_as_interrupt():
+            try:
+                server.serve(max_sessions=1 if a.once else None)
+            except KeyboardInterrupt as e:
+                reason = str(e) or "Ctrl-C"
+            finally:
+                # a second signal must not cut the cleanup short: it is delivered afterwards
+                blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                try:
+                    server.close(reason)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    except KeyboardInterrupt:
+        pass
+    log.info("stopped (%s)", reason)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
