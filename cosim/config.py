@@ -184,12 +184,7 @@ def load_config(source: str | Path, overrides: list[str] = ()) -> ExperimentConf
     elif not path.is_file():
         raise ConfigError(f"config {str(source)!r} is neither a preset ({', '.join(preset_names())}) "
                           "nor an existing YAML file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    data = read_mapping(path, "keys to values")
     data.setdefault("preset", path.stem)
     # a run folder's config.yaml lists the derived keys too: they must agree with what they follow
     written = {dotted: value for dotted in ExperimentConfig.DERIVED
@@ -200,12 +195,28 @@ def load_config(source: str | Path, overrides: list[str] = ()) -> ExperimentConf
             if value != _pop(resolved, dotted):
                 raise ConfigError(f"{path}: {dotted}={value!r} disagrees with "
                                   f"{ExperimentConfig.DERIVED[dotted]}, which sets it; remove the line")
+    apply_overrides(data, overrides, "scenario.devices=20")
+    return build(ExperimentConfig, data)
+
+
+def read_mapping(path: Path, of: str) -> dict:
+    """A YAML file whose top level is a mapping (ConfigError otherwise); `of` says of what."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of {of}")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str], example: str) -> None:
+    """Set each dotted `key=value` (the value parsed as YAML, empty for null) in the nested mapping."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. scenario.devices=20)")
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. {example})")
         _set(data, key.strip(), yaml.safe_load(text) if text.strip() else None)
-    return build(ExperimentConfig, data)
 
 
 _MISSING = object()

@@ -48,7 +48,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from cosim.config import ExperimentConfig, _set, load_config
+from cosim.config import ExperimentConfig, apply_overrides, load_config, read_mapping
 from cosim.scenario import ConfigError
 
 LAUNCHERS = ("local", "slurm")
@@ -167,17 +167,8 @@ def load_sweep(source: Path | str, overrides: list[str] = ()) -> Sweep:
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"sweep file {str(source)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of {', '.join(SWEEP_KEYS)}")
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. launcher.workers=2)")
-        _set(data, key.strip(), yaml.safe_load(text) if text.strip() else None)
+    data = read_mapping(path, ", ".join(SWEEP_KEYS))
+    apply_overrides(data, overrides, "launcher.workers=2")
     unknown = sorted(set(data) - set(SWEEP_KEYS))
     if unknown:
         close = difflib.get_close_matches(unknown[0], SWEEP_KEYS, n=1)
