@@ -1,9 +1,11 @@
 // `--radio=ideal-fdma`: the paper's FDMA model, carried packet by packet on a SpectrumChannel.
 //
-// The band B is cut into kBins equal bins. Each scheduled device gets a contiguous run of bins
-// (prefix sums of the shares, in order of device id) and uses it for its uplink and for the
-// server's downlink to it. Transmit power is spread evenly over the run, so a narrower run has a
-// higher PSD. The device picks its spectral efficiency from the SNR the base station last
+// The band B is cut into kBins equal bins. Each scheduled device gets a contiguous run of uplink
+// bins (prefix sums of the shares, in order of device id); the plan's shares are the uplink's.
+// The downlink band (FDD: a channel of its own) is split equally among the scheduled devices, as
+// a base station serving n users does without a plan for it, so the scheduler's downlink
+// estimate at an equal share B/K is never optimistic. Transmit power is spread evenly over the
+// run, so a narrower run has a higher PSD. The device picks its spectral efficiency from the SNR the base station last
 // measured, each packet is decoded if the SINR it actually met (fresh fading, current path loss,
 // interference) supports that spectral efficiency, and lost packets are sent again (ARQ) until
 // the transfer is complete or the round's deadline passes.
@@ -35,7 +37,7 @@ namespace cosim
 namespace
 {
 
-constexpr uint32_t kBins = 200;   ///< resource-block-like bins across B (100 kHz at 20 MHz)
+constexpr uint32_t kBins = 1000;  ///< bins across B (20 kHz at 20 MHz): a share is within 0.001
 constexpr double kMarginDb = 3.0; ///< SNR gap of the link adaptation to the Shannon bound
 constexpr double kMaxSe = 6.0;    ///< bit/s/Hz of the highest modulation and coding
 constexpr double kMinSe = 1e-3;   ///< keeps a packet's duration finite at a hopeless SNR
@@ -299,6 +301,14 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
     double ueTxW = DbmToW(m_p.ueTxPowerDbm);
     double bsTxW = DbmToW(m_p.bsTxPowerDbm);
     uint32_t nextBin = 0;
+    double shareSum = 0.0;
+    uint32_t receivers = 0;
+    for (uint32_t k = 0; k < n; ++k)
+    {
+        receivers += byId[k] && byId[k]->scheduled && byId[k]->bandwidth_share > 0;
+    }
+    const uint32_t dlBins = receivers > 0 ? kBins / receivers : 0;
+    uint32_t nextDlBin = 0;
     m_pending = 0;
     for (uint32_t k = 0; k < n; ++k)
     {
@@ -312,18 +322,17 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         {
             continue;
         }
-        // whole bins only, rounded down, but never none for a positive share
-        uint32_t bins = 0;
-        if (r->bandwidth_share > 0)
-        {
-            double whole = std::floor(std::min(r->bandwidth_share, 1.0) * kBins + 1e-9);
-            bins = std::max(static_cast<uint32_t>(whole), 1u);
-        }
-        if (bins == 0)
+        // whole bins: the run ends at the bin nearest to the running sum of the shares, so each
+        // device is within one bin of its share, without a bias (rounding every share down would
+        // cost a narrow one up to a bin), and never gets none for a positive share
+        if (!(r->bandwidth_share > 0))
         {
             NS_LOG_WARN("device " << k << " is scheduled without bandwidth and cannot finish");
             continue;
         }
+        shareSum += std::min(r->bandwidth_share, 1.0);
+        uint32_t end = static_cast<uint32_t>(std::llround(std::min(shareSum, 1.0) * kBins));
+        uint32_t bins = std::max(end, nextBin + 1) - nextBin;
         uint32_t lo = std::min(nextBin, kBins - bins);
         if (lo < nextBin)
         {
@@ -344,22 +353,25 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         up.rateBps = up.se * width;
         up.total = r->uplink_bytes;
 
-        // the server sends with its power per Hz on the same bins; the path gain is reciprocal
+        // the server sends on its equal part of the downlink band with its power per Hz; the
+        // path gain is reciprocal
         Transfer& down = d.down;
         down.kind = FdmaSignal::DOWNLINK;
         down.device = k;
         down.tx = m_bs;
         down.rx = d.phy;
-        down.lo = up.lo;
-        down.hi = up.hi;
-        double downTxW = bsTxW * bins / kBins;
+        down.lo = nextDlBin;
+        down.hi = nextDlBin + dlBins;
+        nextDlBin += dlBins;
+        double downWidth = dlBins * m_binWidth;
+        double downTxW = bsTxW * dlBins / kBins;
         down.psd = FlatPsd(down.lo, down.hi, downTxW);
         double gain = m_measuredRxW[k] / ueTxW;
-        down.se = SpectralEfficiency(downTxW * gain / (m_ueNoisePsd * width));
-        down.rateBps = down.se * width;
+        down.se = SpectralEfficiency(downTxW * gain / (m_ueNoisePsd * downWidth));
+        down.rateBps = down.se * downWidth;
         down.total = r->downlink_bytes;
 
-        d.phy->Listen(up.lo, up.hi);
+        d.phy->Listen(down.lo, down.hi);
         ++m_pending;
         Simulator::Schedule(Seconds(r->compute_time_s), &IdealFdmaRadio::StartTransfer, this,
                             m_epoch, &d.up);

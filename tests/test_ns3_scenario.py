@@ -157,3 +157,30 @@ def test_los_state_is_redrawn_only_with_an_update_period(ns3_binary, tmp_path, p
         assert jumps.max() == 0.0
     else:  # LOS and NLOS UMa losses differ by several dB at these distances
         assert jumps.max() > 3.0
+
+
+def test_ideal_fdma_splits_the_downlink_equally_whatever_the_uplink_shares(ns3_binary, tmp_path):
+    """The plan's shares are the uplink's; two devices at the same distance then get the same
+    downlink rate (an equal half of the downlink band) although their uplink shares are 9:1."""
+    cfg = fixed_cell(tmp_path, "ideal-fdma", [100.0, 100.0])
+    plan = RoundPlan(0, np.array([True, True]), np.array([0.9, 0.1]), np.full(2, 200_000),
+                     np.full(2, 2_000_000), np.zeros(2), deadline_s=30.0)
+    with Ns3Simulation(cfg) as sim:
+        sim.channel_report()
+        rec = sim.execute(plan).records
+    up, down = rec["uplink_delay_s"], rec["downlink_delay_s"]
+    assert up[1] > 5 * up[0]  # the uplink follows the shares
+    assert down[1] == pytest.approx(down[0], rel=0.05)
+
+
+def test_ideal_fdma_gives_a_narrow_share_the_band_it_asked_for(ns3_binary, tmp_path):
+    """Shares become whole bins within 0.001 of the band: two nearly equal narrow shares get
+    nearly equal rates (rounding each down to 1/200 of the band made them differ by a fifth)."""
+    cfg = fixed_cell(tmp_path, "ideal-fdma", [100.0, 100.0])
+    shares = np.array([0.0295, 0.0305])
+    plan = RoundPlan(0, np.array([True, True]), shares, np.full(2, 500_000), np.full(2, 1000),
+                     np.zeros(2), deadline_s=60.0)
+    with Ns3Simulation(cfg) as sim:
+        sim.channel_report()
+        up = sim.execute(plan).records["uplink_delay_s"]
+    assert up[0] / up[1] == pytest.approx(shares[1] / shares[0], rel=0.04)
