@@ -4,9 +4,9 @@
 file and a rename, like the tables). It holds the number of rounds done, the plans sent to ns-3
 as their wire bytes, the trainer's state (global LoRA and head, server optimiser moments, batch
 samplers, torch's generator), the policy's state (queues, generators), the loop's own energy
-queues and its server time. A resumed run replays the recorded plans into a fresh simulator with
-the same seed, which brings ns-3 back to where it was: ns-3 is deterministic given its seed and
-what it was asked to do.
+queues, its server time and its rate calibration. A resumed run replays the recorded plans into a
+fresh simulator with the same seed, which brings ns-3 back to where it was: ns-3 is deterministic
+given its seed and what it was asked to do.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class ResumeError(ValueError):
@@ -34,12 +34,13 @@ class Checkpoint:
     policy: dict
     queues: np.ndarray
     server_time_s: float
+    calibration: dict
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save({"version": CHECKPOINT_VERSION, "rounds_done": self.rounds_done, "plans": self.plans,
                     "trainer": self.trainer, "policy": self.policy, "queues": self.queues,
-                    "server_time_s": self.server_time_s}, tmp)
+                    "server_time_s": self.server_time_s, "calibration": self.calibration}, tmp)
         os.replace(tmp, path)
 
     @classmethod
@@ -59,4 +60,4 @@ class Checkpoint:
             raise ResumeError(f"{path} is inconsistent: {data['rounds_done']} rounds done but "
                               f"{len(data['plans'])} plans recorded")
         return cls(data["rounds_done"], data["plans"], data["trainer"], data["policy"],
-                   np.asarray(data["queues"], float), float(data["server_time_s"]))
+                   np.asarray(data["queues"], float), float(data["server_time_s"]), data["calibration"])

@@ -25,6 +25,7 @@ import yaml
 from cosim.scenario import ConfigError, ScenarioConfig
 from learning.config import TrainerConfig
 from optimizer.policies import POLICIES, LyapunovPolicy
+from optimizer.rates import RATE_MODELS
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 BUILTIN_DATASETS = ("bbc", "tweets")
@@ -41,7 +42,7 @@ class PolicyConfig:
     solver: str = "auto"
     k: int = 3
     shares: str = "equal"
-    rate: str = "paper"
+    rate: str = "capped"  # the rate model plans use: optimizer/rates.py (paper: the paper's Shannon rate)
 
     def __post_init__(self) -> None:
         if self.name not in POLICIES:
@@ -55,7 +56,7 @@ class PolicyConfig:
               "one of auto, gurobi, highs")
         _need(self.k >= 1, "policy.k", self.k, "must be >= 1")
         _need(self.shares in ("equal", "deadline"), "policy.shares", self.shares, "one of equal, deadline")
-        _need(self.rate == "paper", "policy.rate", self.rate, "only 'paper' is available")
+        _need(self.rate in RATE_MODELS, "policy.rate", self.rate, f"one of {', '.join(RATE_MODELS)}")
 
     def kwargs(self, horizon: int, seed: int) -> dict[str, Any]:
         """Arguments of `make_policy(self.name, ...)`: the knobs the chosen policy's constructor takes."""
@@ -105,6 +106,8 @@ class ExperimentConfig:
     results_dir: Path = Path("results")
     flow_monitor: bool = False
     csv: bool = False
+    calibrate_rate: bool = True  # learn each device's rate efficiency from ns-3 (cosim/calibration.py)
+    deadline_margin: float = 0.1  # the scheduler plans for deadline_s × (1 − margin)
     transport: str = "shm"  # shm: ns-3 here, over shared memory; zmq: under cosim.ns3_server at ns3_address
     ns3_address: str = "tcp://127.0.0.1:5555"
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
@@ -132,6 +135,8 @@ class ExperimentConfig:
               "must be >= 0 (or null to use the measured server compute)")
         _need(self.preset.replace("-", "").replace("_", "").isalnum(), "preset", self.preset,
               "letters, digits, - and _ only (it names the run folder)")
+        _need(0 <= self.deadline_margin < 1, "deadline_margin", self.deadline_margin,
+              "a fraction in [0, 1) of the deadline the scheduler keeps in reserve")
         _need(self.transport in TRANSPORTS, "transport", self.transport,
               f"one of {', '.join(TRANSPORTS)} (zmq: ns-3 runs under `python -m cosim.ns3_server`)")
         _need(self.ns3_address.startswith(("tcp://", "ipc://")), "ns3_address", self.ns3_address,

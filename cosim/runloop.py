@@ -15,6 +15,11 @@ Models the scheduler plans with (documented here because the results depend on t
   r_dl = (B/K)·min(log2(1 + SNR_dl), 6 bit/s/Hz, the highest MCS of both radios).
 - server time: `server_time_s` when configured, otherwise the mean measured server compute per
   device of the previous round (0 before the first).
+- uplink rate: the rate model's, times each device's rate efficiency learnt from ns-3's outcomes
+  (cosim/calibration.py; `calibrate_rate: false` plans with the model as it is).
+- deadline: the scheduler plans for `deadline_s × (1 − deadline_margin)`, ns-3 enforces
+  `deadline_s`: the margin absorbs what the round's fading and retransmissions add to a plan that
+  the energy minimum places right at its deadline.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim.calibration import RateCalibration
 from cosim.checkpoint import CHECKPOINT_NAME, Checkpoint, ResumeError
 from cosim.config import ExperimentConfig, load_config
 from cosim.messages import ChannelReport, RoundOutcome, read_plan
@@ -228,11 +234,13 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     queues = VirtualQueues(k)  # the same rule as the Lyapunov policy's, kept for every policy
     scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
     server_time_s = cfg.server_time_s or 0.0
+    calibration = RateCalibration(k)
     plans: list[tuple[bytes, bytes]] = []
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint.trainer)
         policy.load_state_dict(checkpoint.policy)
         queues.restore(checkpoint.queues)
+        calibration.load_state_dict(checkpoint.calibration)
         server_time_s, plans = checkpoint.server_time_s, list(checkpoint.plans)
     with open_simulation(cfg, scenario, run.ns3_log) as sim:
         run.update_manifest(simulator={"transport": cfg.transport, **getattr(sim, "server_info", {})})
@@ -247,11 +255,13 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
                 compute_time_s=compute.time_s, downlink_rate_bps=downlink_rate_bps(report, cfg.scenario),
                 tx_power_w=tx_power_w, compute_energy_j=compute.energy_j,
                 energy_budget_j=cfg.energy_budget_j, server_time_s=server_time_s,
-                deadline_s=cfg.deadline_s, bandwidth_hz=report.bandwidth_hz, round_index=t)
+                deadline_s=cfg.deadline_s * (1.0 - cfg.deadline_margin), bandwidth_hz=report.bandwidth_hz,
+                round_index=t,
+                rate_efficiency=calibration.efficiency if cfg.calibrate_rate else 1.0)
             with timed(times, "plan_wall_s"):
                 plan = policy.plan(inputs)
             scheduled = np.flatnonzero(plan.scheduled).tolist()
-            round_plan = plan.to_round_plan(inputs)
+            round_plan = plan.to_round_plan(inputs, deadline_s=cfg.deadline_s)
             outcome, updates = overlap(lambda: sim.execute(round_plan),  # noqa: B023
                                        lambda: trainer.local_train(scheduled), times)  # noqa: B023
             delivered = outcome.delivered & plan.scheduled
@@ -260,6 +270,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             realised = np.where(plan.scheduled, outcome.records["tx_energy_j"] + compute.energy_j, 0.0)
             policy.observe(plan, realised)
             queues.update(plan.scheduled, realised, cfg.energy_budget_j)
+            calibration.update(inputs, plan, outcome.records)
             with timed(times, "eval_wall_s"):
                 metrics = trainer.evaluate() if (t + 1) % cfg.learning.eval_every == 0 \
                     or t == cfg.rounds - 1 else {}
@@ -273,7 +284,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             # after the tables: a checkpoint never gets ahead of the rounds on disk
             plans.append(round_plan.wire)
             Checkpoint(t + 1, plans, trainer.state_dict(), policy.state_dict(), queues.values,
-                       server_time_s).save(run.checkpoint_path)
+                       server_time_s, calibration.state_dict()).save(run.checkpoint_path)
             if on_round is not None:
                 on_round(row)
 
@@ -311,6 +322,7 @@ def device_rows(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan
         "tx_energy_j": np.where(plan.scheduled, rec["tx_energy_j"], 0.0),
         "compute_energy_j": np.where(plan.scheduled, compute.energy_j, 0.0),
         "energy_budget_j": np.broadcast_to(inputs.energy_budget_j, len(rec)),
+        "rate_efficiency": inputs.rate_efficiency,
         "queue_j": queue_j,
         "uplink_bytes": np.where(plan.scheduled, inputs.uplink_bytes, 0).astype(np.int64),
         "downlink_bytes": np.where(plan.scheduled, inputs.downlink_bytes, 0).astype(np.int64),

@@ -15,6 +15,7 @@ _PER_DEVICE = (
     ("tx_power_w", True),
     ("compute_energy_j", False),
     ("energy_budget_j", False),
+    ("rate_efficiency", True),
 )
 _SCALARS = (("server_time_s", False), ("deadline_s", True), ("bandwidth_hz", True))
 
@@ -25,7 +26,9 @@ class RoundInputs:
 
     `snr_db[k]` is the received SNR when device k transmits over the whole band B; the rate model
     decides how it scales with a share b. Downlink time is `downlink_bytes / downlink_rate_bps`.
-    `energy_budget_j` is the long-term average per-round budget E-bar_k.
+    `energy_budget_j` is the long-term average per-round budget E-bar_k. `rate_efficiency[k]` scales
+    the rate model's uplink rate to what the radio achieves (1: the model as it is; the run loop
+    learns it from the simulator's outcomes), so predicted delays and energies follow the radio.
     """
 
     snr_db: np.ndarray
@@ -40,6 +43,7 @@ class RoundInputs:
     deadline_s: float
     bandwidth_hz: float
     round_index: int = 0
+    rate_efficiency: np.ndarray | float = 1.0
 
     def __post_init__(self) -> None:
         snr = np.array(self.snr_db, dtype=float)
@@ -72,6 +76,11 @@ class RoundInputs:
     @property
     def snr_linear(self) -> np.ndarray:
         return 10.0 ** (self.snr_db / 10.0)
+
+    @property
+    def uplink_bits_at_model_rate(self) -> np.ndarray:
+        """Uplink bits divided by the rate efficiency: what the rate model must carry in its time."""
+        return self.uplink_bytes * 8.0 / self.rate_efficiency
 
     def fixed_time_s(self) -> np.ndarray:
         """Everything in a device's round except its uplink: compute, server, downlink."""

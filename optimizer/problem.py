@@ -65,7 +65,7 @@ class RoundProblem:
         """β_k from the deadline, and why the devices that cannot make it are out."""
         inp = self.inputs
         slack = inp.deadline_s - inp.fixed_time_s()
-        need = inp.uplink_bytes * 8.0 / (inp.bandwidth_hz * np.where(slack > 0, slack, 1.0))
+        need = inp.uplink_bits_at_model_rate / (inp.bandwidth_hz * np.where(slack > 0, slack, 1.0))
         beta = np.where(slack > 0, self.model.min_share(need, self.snr), np.inf)
         reasons = {}
         for k in np.flatnonzero(~(beta <= 1.0)):
@@ -98,9 +98,9 @@ class RoundProblem:
 
     @cached_property
     def _tx_coef(self) -> np.ndarray:
-        """A_k = p_k U_k / B, so that the transmit energy is A_k / f_k(b)."""
+        """A_k = p_k U_k / (η_k B) (η_k the rate efficiency), so that the transmit energy is A_k / f_k(b)."""
         inp = self.inputs
-        return inp.tx_power_w * inp.uplink_bytes * 8.0 / inp.bandwidth_hz
+        return inp.tx_power_w * inp.uplink_bits_at_model_rate / inp.bandwidth_hz
 
     def _coef(self, idx: np.ndarray) -> np.ndarray:
         return self._tx_coef[idx]
@@ -118,7 +118,7 @@ class RoundProblem:
     def delay(self, idx: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Predicted round time T_k(b) [s]."""
         inp = self.inputs
-        up = inp.uplink_bytes[idx] * 8.0 / (inp.bandwidth_hz * self.model.f(b, self.snr[idx]))
+        up = inp.uplink_bits_at_model_rate[idx] / (inp.bandwidth_hz * self.model.f(b, self.snr[idx]))
         return inp.fixed_time_s()[idx] + up
 
     def convergence_term(self, n: int) -> float:

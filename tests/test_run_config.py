@@ -27,7 +27,7 @@ def test_overrides_are_parsed_by_the_field_type():
     assert cfg.rounds == 5 and cfg.compute.kappa == 1e-27 and cfg.flow_monitor is True
     assert cfg.server_time_s is None
     assert cfg.scenario.rng_run == 4 and cfg.learning.seed == 4
-    assert cfg.policy.kwargs(cfg.rounds, cfg.seed) == {"k": 3, "shares": "equal", "rate": "paper", "seed": 4}
+    assert cfg.policy.kwargs(cfg.rounds, cfg.seed) == {"k": 3, "shares": "equal", "rate": "capped", "seed": 4}
 
 
 def test_resolved_config_reloads_to_the_same(tmp_path):
@@ -60,6 +60,9 @@ def test_a_derived_key_that_disagrees_is_refused(tmp_path):
     ("learning.model.path=/no/such/model", "learning.model.path"),
     ("rounds", "not of the form key=value"),
     ("flow_monitor=true", "flow_monitor=True is invalid: needs scenario.radio=lte"),
+    ("deadline_margin=1", "deadline_margin=1.0 is invalid: a fraction in [0, 1)"),
+    ("transport=tcp", "transport='tcp' is invalid: one of shm, zmq"),
+    ("ns3_address=localhost:5555", "ns3_address='localhost:5555' is invalid: a ZMQ address"),
 ])
 def test_bad_settings_fail_with_one_clear_message(override, message):
     with pytest.raises(ConfigError) as err:

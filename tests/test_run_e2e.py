@@ -51,6 +51,10 @@ def test_smoke_run_writes_a_complete_run_folder(ns3_binary, tmp_path):
     assert (sched["realised_energy_j"] > 0).all() and (sched["predicted_energy_j"] > 0).all()
     assert (sched["tx_energy_j"] > 0).all() and (sched["uplink_bytes"] > 0).all()
     assert (devices.loc[~devices["scheduled"], "realised_energy_j"] == 0).all()
+    # the scheduler keeps deadline_margin of the deadline in reserve; ns-3 enforces all of it
+    assert (sched["predicted_delay_s"] <= (1 - cfg.deadline_margin) * cfg.deadline_s + 1e-9).all()
+    assert (sched["realised_delay_s"].dropna() <= cfg.deadline_s).all()
+    assert devices.groupby("round")["rate_efficiency"].nunique().iloc[-1] > 1  # learnt per device
     assert rounds["accuracy"].notna().iloc[-1]
 
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -199,7 +203,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
     assert "is unreadable" in _resume_error(["--resume", str(run.path)])
     torch.save({"version": 99}, run.checkpoint_path)
     message = _resume_error(["--resume", str(run.path)])
-    assert "is checkpoint version 99, this cosim reads version 1" in message
+    assert "is checkpoint version 99, this cosim reads version 2" in message
 
 
 def test_replay_that_does_not_match_the_recorded_rounds_stops(ns3_binary, tmp_path):
