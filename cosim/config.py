@@ -42,7 +42,7 @@ class PolicyConfig:
     solver: str = "auto"
     k: int = 3
     shares: str = "equal"
-    rate: str = "capped"  # the rate model plans use: optimizer/rates.py (paper: the paper's Shannon rate)
+    rate: str = "paper"  # the rate model plans use (optimizer/rates.py)
 
     def __post_init__(self) -> None:
         if self.name not in POLICIES:

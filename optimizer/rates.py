@@ -1,10 +1,6 @@
 """Uplink rate models r(b) = B·f(b) for a share b of the band, and the deadline's minimum share.
 
-`paper`: the paper's Shannon rate; `simple`: an SNR that does not grow as the share narrows;
-`capped`: the paper's rate with a modulation gap and a highest spectral efficiency, as a radio
-with link adaptation achieves it.
-
-All three are concave increasing in b, so the transmit energy p·U / r(b) is convex decreasing: that
+Both are concave increasing in b, so the transmit energy p·U / r(b) is convex decreasing: that
 is what makes the tangent cuts of the exact solver valid and the KKT split unique.
 """
 
@@ -85,46 +81,7 @@ class SimpleRate:
         return np.asarray(need, dtype=float) / np.log2(1.0 + snr)
 
 
-class CappedRate:
-    """The paper's rate as a radio with link adaptation achieves it: b·B·min(log2(1 + snr/(Γ·b)), c).
-
-    Γ is the SNR gap of the modulation and coding (3 dB), c the highest spectral efficiency
-    (6 bit/s/Hz): ns-3's ideal-fdma radio picks its rate this way. Below the share
-    b_c = snr/(Γ(2^c − 1)) a device is at the cap and its rate is linear in b. The minimum of two
-    concave functions is concave, so the energy stays convex and the solvers' cuts and KKT split
-    hold; the marginal energy jumps down at b_c, where the split may put a device.
-    """
-
-    name = "capped"
-
-    def __init__(self, gap_db: float = 3.0, max_efficiency: float = 6.0) -> None:
-        self.gap = 10.0 ** (gap_db / 10.0)
-        self.cap = max_efficiency
-        self._shannon = PaperRate()
-
-    def _kink(self, snr: np.ndarray) -> np.ndarray:
-        return snr / self.gap / (2.0 ** self.cap - 1.0)
-
-    def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        return np.minimum(self._shannon.f(b, snr / self.gap), self.cap * b)
-
-    def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        return np.where(b <= self._kink(snr), self.cap, self._shannon.df(b, snr / self.gap))
-
-    def log_marginal(self, b: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # capped: f = c·b, f' = c, so ln(f'/f²) = −ln c − 2 ln b with slope −2
-        log_m, slope = self._shannon.log_marginal(b, snr / self.gap)
-        capped = b <= self._kink(snr)
-        return (np.where(capped, -np.log(self.cap) - 2.0 * np.log(b), log_m),
-                np.where(capped, -2.0, slope))
-
-    def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        need = np.asarray(need, dtype=float)
-        at_cap = need / self.cap
-        return np.where(at_cap <= self._kink(snr), at_cap, self._shannon.min_share(need, snr / self.gap))
-
-
-RATE_MODELS: dict[str, RateModel] = {"paper": PaperRate(), "simple": SimpleRate(), "capped": CappedRate()}
+RATE_MODELS: dict[str, RateModel] = {"paper": PaperRate(), "simple": SimpleRate()}
 
 
 def rate_model(name: str) -> RateModel:

@@ -57,7 +57,7 @@ def test_plan_refuses_shares_over_the_band():
     assert _plan([0.5, 0.5]).n_scheduled == 2
 
 
-@pytest.mark.parametrize("rate", ["paper", "simple", "capped"])
+@pytest.mark.parametrize("rate", ["paper", "simple"])
 def test_min_share_meets_the_deadline_exactly(inputs, rate):
     problem = RoundProblem(dataclasses.replace(inputs, deadline_s=4.0), np.zeros(6), 1.0, rate=rate)
     ok = problem.feasible
@@ -112,21 +112,3 @@ def test_unknown_policy_lists_the_names():
     with pytest.raises(ValueError, match="unknown policy 'lyapunuv'.*lyapunov-fast.*energy-greedy"):
         make_policy("lyapunuv")
 
-
-def test_capped_rate_is_the_gapped_shannon_rate_up_to_the_highest_efficiency():
-    capped = rate_model("capped")
-    snr = np.full(400, 10.0)  # 10 dB over the whole band: at the cap below b = 10/(2·63) ≈ 0.079
-    b = np.linspace(1e-3, 1.0, 400)
-    gapped = b * np.log2(1.0 + snr / (10 ** 0.3 * b))
-    np.testing.assert_allclose(capped.f(b, snr), np.minimum(gapped, 6.0 * b))
-    assert (capped.f(b, snr) == 6.0 * b).any() and (capped.f(b, snr) < 6.0 * b).any()
-    assert np.all(np.diff(capped.f(b, snr), 2) <= 1e-12)  # concave across the kink
-    for need in (0.1, 1.0):  # one on each side of the kink (6 × 0.079 ≈ 0.48)
-        share = capped.min_share(np.array([need]), snr[:1])
-        np.testing.assert_allclose(capped.f(share, snr[:1]), need, rtol=1e-9)
-    log_m, slope = capped.log_marginal(b, snr)
-    f, df = capped.f(b, snr), capped.df(b, snr)
-    np.testing.assert_allclose(log_m, np.log(df / f**2), rtol=1e-9)
-    numeric = np.diff(log_m) / np.diff(np.log(b))
-    same_side = np.diff(b <= 10.0 / (10 ** 0.3 * 63.0)) == 0  # a difference across the kink is a jump
-    np.testing.assert_allclose(slope[:-1][same_side], numeric[same_side], rtol=0.05)

@@ -27,7 +27,7 @@ def test_overrides_are_parsed_by_the_field_type():
     assert cfg.rounds == 5 and cfg.compute.kappa == 1e-27 and cfg.flow_monitor is True
     assert cfg.server_time_s is None
     assert cfg.scenario.rng_run == 4 and cfg.learning.seed == 4
-    assert cfg.policy.kwargs(cfg.rounds, cfg.seed) == {"k": 3, "shares": "equal", "rate": "capped", "seed": 4}
+    assert cfg.policy.kwargs(cfg.rounds, cfg.seed) == {"k": 3, "shares": "equal", "rate": "paper", "seed": 4}
 
 
 def test_resolved_config_reloads_to_the_same(tmp_path):
