@@ -270,13 +270,18 @@ def report(
     runs: Annotated[list[str], typer.Argument(help="run folders, folders of runs, or glob patterns")],
     out: Annotated[Path | None, typer.Option(help="output folder [default: results/report-<time>]",
                                              show_default=False)] = None,
+    by: Annotated[str, typer.Option(help="comma-separated config keys whose values group the runs, "
+                                         "e.g. scenario.mobility,policy.name")] = "policy.name",
 ) -> None:
-    """Compare runs: a table (report.csv) with a row per run and mean ± 95 % CI per policy over
-    seeds, and a figure (report.png) of accuracy and cumulative energy per device vs round."""
+    """Compare runs: a table (report.csv) with a row per run and mean ± 95 % CI per group (policy,
+    or the values of --by keys) over seeds, accuracy also read at the least cumulative energy any run
+    spent; and a figure (report.png): accuracy and cumulative energy per device vs round, and
+    accuracy vs cumulative energy per device."""
     from cosim.report import NotARunFolder, rich_table, write_report
 
     try:
-        table, csv_path, png_path = write_report(runs, out)
+        keys = tuple(k.strip() for k in by.split(",") if k.strip())
+        table, csv_path, png_path = write_report(runs, out, keys)
     except NotARunFolder as e:
         _fail(str(e))
     console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))

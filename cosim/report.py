@@ -2,8 +2,13 @@
 
 One table (a row per run, then a row per policy with the mean and the 95 % confidence half-width
 over its seeds, Student t with n − 1 degrees of freedom, since a handful of seeds is the usual case)
-and one figure (accuracy and cumulative energy per device vs round, a mean line and a confidence
-band per policy). Runs are grouped by `policy.name` from their `config.yaml`.
+and one figure (accuracy and cumulative energy per device vs round, and accuracy vs cumulative
+energy per device, a mean line and a confidence band per group). Runs are grouped by `policy.name`
+from their `config.yaml`, or by any config keys (`--by scenario.mobility,policy.name`).
+
+Policies that spend different energy are compared at the same energy: every run's accuracy is
+interpolated at the common energy, the least cumulative energy per device any run spent (so no run
+is extrapolated past its last round).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from cosim.config import ExperimentConfig
 from cosim.plots import plt
 
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
-METRICS = ("rounds", "final_accuracy", "mean_scheduled", "delivered_ratio", "energy_per_device_round_j",
-           "energy_budget_j", "max_energy_over_budget")
+GROUP_BY = ("policy.name",)  # runs with equal values of these config keys are averaged together
+METRICS = ("rounds", "final_accuracy", "accuracy_at_common_energy", "mean_scheduled", "delivered_ratio",
+           "energy_per_device_round_j", "energy_budget_j", "max_energy_over_budget")
 
 
 class NotARunFolder(ValueError):
@@ -51,6 +57,18 @@ class Run:
     @property
     def seed(self) -> int:
         return int(self.config["seed"])
+
+    def label(self, by: tuple[str, ...]) -> str:
+        """The values of the dotted config keys `by`, joined: the group this run is averaged in."""
+        values = []
+        for key in by:
+            node: object = self.config
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise NotARunFolder(f"{self.path}: its config.yaml has no key {key!r} to group by")
+                node = node[part]
+            values.append(str(node))
+        return ", ".join(values)
 
 
 def _missing(folder: Path) -> list[str]:
@@ -100,16 +118,41 @@ def load_run(folder: Path) -> Run:
                pd.read_parquet(folder / "rounds.parquet"), pd.read_parquet(folder / "devices.parquet"))
 
 
-def summarise(run: Run) -> dict:
-    """The run's row: outcome, participation, delivery and energy against the per-round budget Ē_k."""
+def cumulative_energy(run: Run) -> pd.Series:
+    """Energy per device spent up to and including each round [J]: the mean over devices, summed."""
+    return run.devices.groupby("round")["realised_energy_j"].mean().cumsum()
+
+
+def common_energy(runs: list[Run]) -> float:
+    """The least cumulative energy per device among the runs: every run's curve reaches it."""
+    return min(float(cumulative_energy(r).iloc[-1]) for r in runs)
+
+
+def accuracy_at_energy(run: Run, energy_j: float) -> float:
+    """Accuracy interpolated linearly between evaluations at cumulative energy per device `energy_j`
+    (the first or last evaluation outside their range), so runs that spend differently are compared
+    at the same energy."""
+    accuracy = run.rounds.set_index("round")["accuracy"].dropna()
+    if accuracy.empty:
+        return np.nan
+    spent = cumulative_energy(run).reindex(accuracy.index).to_numpy()
+    return float(np.interp(energy_j, spent, accuracy.to_numpy()))
+
+
+def summarise(run: Run, energy_j: float, by: tuple[str, ...] = GROUP_BY) -> dict:
+    """The run's row: its group (values of the config keys `by`), outcome (also at the common
+    cumulative energy per device `energy_j`), participation, delivery and energy against the
+    per-round budget Ē_k."""
     rounds, devices = run.rounds, run.devices
     accuracy = rounds["accuracy"].dropna()
     per_device = devices.groupby("device_id")[["realised_energy_j", "energy_budget_j"]].mean()
     over_budget = per_device["realised_energy_j"] / per_device["energy_budget_j"]
     return {
-        "run": run.path.name, "policy": run.policy, "seed": run.seed, "status": run.manifest.get("status"),
+        "run": run.path.name, "group": run.label(by), "policy": run.policy, "seed": run.seed,
+        "status": run.manifest.get("status"),
         "rounds": len(rounds),
         "final_accuracy": float(accuracy.iloc[-1]) if len(accuracy) else np.nan,
+        "accuracy_at_common_energy": accuracy_at_energy(run, energy_j), "common_energy_j": energy_j,
         "mean_scheduled": float(rounds["scheduled"].mean()),
         "delivered_ratio": float(rounds["delivered"].sum() / max(rounds["scheduled"].sum(), 1)),
         "energy_per_device_round_j": float(devices["realised_energy_j"].mean()),
@@ -131,14 +174,18 @@ def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(n >= 2, half, np.nan)
 
 
-def report_table(runs: list[Run]) -> pd.DataFrame:
-    """Rows per run (sorted by policy and seed), then per policy: metric means and `<metric>_ci95` columns."""
-    per_run = pd.DataFrame([summarise(r) for r in runs]).sort_values(["policy", "seed"], kind="stable")
+def report_table(runs: list[Run], by: tuple[str, ...] = GROUP_BY) -> pd.DataFrame:
+    """Rows per run (sorted by group and seed), then per group of runs with the same values of the
+    config keys `by`: metric means and `<metric>_ci95` columns."""
+    energy_j = common_energy(runs)
+    per_run = pd.DataFrame([summarise(r, energy_j, by) for r in runs]).sort_values(["group", "seed"],
+                                                                                    kind="stable")
     per_run.insert(0, "row", "run")
     aggregated = []
-    for policy, group in per_run.groupby("policy", sort=True):
-        row: dict = {"row": "mean", "run": f"{len(group)} run(s)", "policy": policy,
-                     "seed": ",".join(str(s) for s in group["seed"]),
+    for label, group in per_run.groupby("group", sort=True):
+        row: dict = {"row": "mean", "run": f"{len(group)} run(s)", "group": label,
+                     "policy": ",".join(sorted(set(group["policy"]))),
+                     "seed": ",".join(str(s) for s in group["seed"]), "common_energy_j": energy_j,
                      "solver": "; ".join(sorted(set(group["solver"])))}
         for metric in METRICS:
             mean, half = mean_ci(group[metric].to_numpy())
@@ -147,14 +194,21 @@ def report_table(runs: list[Run]) -> pd.DataFrame:
     return pd.concat([per_run, pd.DataFrame(aggregated)], ignore_index=True)
 
 
-def _curves(runs: list[Run]) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+def _curves(runs: list[Run], by: tuple[str, ...] = GROUP_BY) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Per policy: accuracy and cumulative energy per device, indexed by round, one column per run."""
     curves: dict[str, tuple[list[pd.Series], list[pd.Series]]] = {}
     for run in runs:
-        accuracy, energy = curves.setdefault(run.policy, ([], []))
+        accuracy, energy = curves.setdefault(run.label(by), ([], []))
         accuracy.append(run.rounds.set_index("round")["accuracy"].dropna())
-        energy.append(run.devices.groupby("round")["realised_energy_j"].mean().cumsum())
+        energy.append(cumulative_energy(run))
     return {p: (pd.concat(a, axis=1), pd.concat(e, axis=1)) for p, (a, e) in sorted(curves.items())}
+
+
+def accuracy_by_energy(accuracy: pd.DataFrame, energy: pd.DataFrame) -> pd.DataFrame:
+    """A policy's accuracy (one column per run) indexed by its mean cumulative energy per device at
+    each evaluated round, so the mean line and band over seeds sit at the energy the seeds spent."""
+    spent = energy.reindex(accuracy.index).mean(axis=1)
+    return accuracy.set_axis(pd.Index(spent.to_numpy(), name="energy_j"), axis=0)
 
 
 def _band(ax, frame: pd.DataFrame, label: str, color, lo: float, hi: float = np.inf) -> None:
@@ -165,20 +219,29 @@ def _band(ax, frame: pd.DataFrame, label: str, color, lo: float, hi: float = np.
                     alpha=0.2, lw=0)
 
 
-def report_figure(runs: list[Run], path: Path) -> Path:
-    """Two panels: accuracy vs round and cumulative energy per device vs round (with the budget)."""
-    fig, (acc_ax, energy_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for i, (policy, (accuracy, energy)) in enumerate(_curves(runs).items()):
+def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -> Path:
+    """Three panels: accuracy vs round, cumulative energy per device vs round (with the budget), and
+    accuracy vs cumulative energy per device (with the budget at the last round and the common
+    energy of the table), the panel that compares policies at the same energy."""
+    fig, (acc_ax, energy_ax, trade_ax) = plt.subplots(1, 3, figsize=(16, 4))
+    for i, (policy, (accuracy, energy)) in enumerate(_curves(runs, by).items()):
         color = f"C{i}"
         _band(acc_ax, accuracy, policy, color, 0.0, 1.0)
         _band(energy_ax, energy, policy, color, 0.0)
+        _band(trade_ax, accuracy_by_energy(accuracy, energy), policy, color, 0.0, 1.0)
     budget = pd.concat([r.devices.groupby("round")["energy_budget_j"].mean() for r in runs], axis=1)
-    energy_ax.plot(budget.index, budget.mean(axis=1).cumsum(), "k--", lw=1.5, label="budget")
+    budget = budget.mean(axis=1).cumsum()
+    energy_ax.plot(budget.index, budget, "k--", lw=1.5, label="budget")
+    trade_ax.axvline(budget.iloc[-1], color="k", ls="--", lw=1.5, label="budget at the last round")
+    trade_ax.axvline(common_energy(runs), color="0.5", ls=":", lw=1.5, label="common energy (table)")
     acc_ax.set(xlabel="round", ylabel="test accuracy", title="Accuracy (mean, 95 % CI over seeds)")
     energy_ax.set(xlabel="round", ylabel="cumulative energy per device [J]",
                   title="Energy per device (mean, 95 % CI over seeds)")
+    trade_ax.set(xlabel="cumulative energy per device [J]", ylabel="test accuracy",
+                 title="Accuracy for the energy spent (mean, 95 % CI)")
     for ax in (acc_ax, energy_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (acc_ax, energy_ax, trade_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -187,7 +250,8 @@ def report_figure(runs: list[Run], path: Path) -> Path:
     return path
 
 
-COLUMNS = {"policy": "policy", "seed": "seed", "rounds": "rounds", "final_accuracy": "final acc",
+COLUMNS = {"group": "group", "seed": "seed", "rounds": "rounds", "final_accuracy": "final acc",
+           "accuracy_at_common_energy": "acc @ common E",
            "mean_scheduled": "sched/round", "delivered_ratio": "delivered",
            "energy_per_device_round_j": "E/dev-round [J]", "energy_budget_j": "budget [J]",
            "max_energy_over_budget": "max E/budget", "solver": "solver"}
@@ -205,8 +269,10 @@ def _cell(row: pd.Series, column: str) -> str:
 
 
 def rich_table(table: pd.DataFrame, title: str) -> Table:
-    """The report for the terminal: metrics with 3 decimals, `mean ± half-width` on policy rows."""
-    out = Table(*COLUMNS.values(), title=title)
+    """The report for the terminal: metrics with 3 decimals, `mean ± half-width` on policy rows; the
+    title gives the common energy the `acc @ common E` column is read at."""
+    energy_j = table["common_energy_j"].iloc[0]
+    out = Table(*COLUMNS.values(), title=f"{title}; common energy {energy_j:.3f} J per device")
     last_run = int((table["row"] == "run").sum()) - 1
     for i, row in table.iterrows():
         out.add_row(*(_cell(row, c) for c in COLUMNS), style="bold" if row["row"] == "mean" else None,
@@ -218,12 +284,14 @@ def default_out_dir() -> Path:
     return ExperimentConfig.results_dir / f"report-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def write_report(patterns: list[str], out: Path | None = None) -> tuple[pd.DataFrame, Path, Path]:
-    """Read the runs, write report.csv and report.png into `out`; returns the table and both paths."""
+def write_report(patterns: list[str], out: Path | None = None,
+                 by: tuple[str, ...] = GROUP_BY) -> tuple[pd.DataFrame, Path, Path]:
+    """Read the runs, write report.csv and report.png into `out` (runs grouped by the config keys
+    `by`); returns the table and both paths."""
     runs = [load_run(p) for p in resolve_runs(patterns)]
     out = Path(out) if out is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    table = report_table(runs)
+    table = report_table(runs, by)
     csv_path = out / "report.csv"
     table.to_csv(csv_path, index=False)
-    return table, csv_path, report_figure(runs, out / "report.png")
+    return table, csv_path, report_figure(runs, out / "report.png", by)

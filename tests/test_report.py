@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cosim import rundir
 from cosim.cli import app
 from cosim.config import load_config
-from cosim.report import NotARunFolder, resolve_runs, write_report
+from cosim.report import NotARunFolder, _curves, accuracy_by_energy, load_run, resolve_runs, write_report
 
 ROUNDS = 3
 # (policy, seed) -> accuracy per round, energy per (round, device) of the two devices
@@ -70,11 +70,31 @@ def test_table_has_runs_and_policy_means_with_t_intervals(results, tmp_path):
     assert means.loc["lyapunov", "seed"] == "1,2"
 
 
+def test_accuracy_is_compared_at_the_least_energy_any_run_spent(results, tmp_path):
+    # cumulative energy per device: lyapunov s1 0.2, 0.4, 0.6; s2 0.3, 0.5, 0.6; random-k 0.25, 0.5, 0.75
+    table, _, _ = write_report([str(results)], tmp_path / "out")
+    np.testing.assert_allclose(table["common_energy_j"], 0.6)  # on every row
+    runs = table[table["row"] == "run"].set_index(["policy", "seed"])["accuracy_at_common_energy"]
+    assert runs[("lyapunov", 1)] == pytest.approx(0.6) and runs[("lyapunov", 2)] == pytest.approx(0.8)
+    # random-k between 0.5 J and 0.75 J: 0.3 + (0.6 - 0.5) / 0.25 * (0.5 - 0.3), and the same for s2
+    assert runs[("random-k", 1)] == pytest.approx(0.38) and runs[("random-k", 2)] == pytest.approx(0.40)
+    means = table[table["row"] == "mean"].set_index("policy")
+    assert means.loc["random-k", "accuracy_at_common_energy"] == pytest.approx(0.39)
+
+
+def test_accuracy_by_energy_sits_at_the_mean_energy_over_seeds(results):
+    runs = [load_run(p) for p in resolve_runs([str(results / "*-lyapunov-*")])]
+    accuracy, energy = _curves(runs)["lyapunov"]
+    frame = accuracy_by_energy(accuracy, energy)
+    np.testing.assert_allclose(frame.index, [0.25, 0.45, 0.6])
+    np.testing.assert_allclose(frame.to_numpy(), [[0.2, 0.3], [0.4, 0.5], [0.6, 0.8]])
+
+
 def test_cli_accepts_globs_and_prints_the_table(results, tmp_path):
     result = CliRunner().invoke(app, ["report", str(results / "*-lyapunov-*"), str(results / "*-random-k-s1"),
                                       "--out", str(tmp_path / "out")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "0.700 ± 1.271" in result.output and "3 run(s)" in result.output
+    assert "0.700 ± 1.271" in result.output and "3 run(s); common energy 0.600 J" in result.output
     assert (tmp_path / "out" / "report.png").is_file()
 
 
@@ -106,3 +126,14 @@ def test_csv_on_request_mirrors_the_parquet_tables(tmp_path, monkeypatch):
     plain.record({"round": 0, "scheduled": 0, "solver": "s", "license": "l", "energy_j": 0.0},
                  {"round": np.zeros(1, int), "device_id": np.arange(1)})
     assert not (plain.path / "rounds.csv").exists()
+
+
+def test_runs_can_be_grouped_by_any_config_keys(results, tmp_path):
+    table, _, png = write_report([str(results)], tmp_path / "by", by=("seed",))
+    means = table[table["row"] == "mean"].set_index("group")
+    assert list(means.index) == ["1", "2"] and list(means["policy"]) == ["lyapunov,random-k"] * 2
+    assert means.loc["1", "run"] == "2 run(s)" and png.is_file()
+    both = write_report([str(results)], tmp_path / "both", by=("policy.name", "seed"))[0]
+    assert "lyapunov, 2" in set(both["group"])
+    result = CliRunner().invoke(app, ["report", str(results), "--by", "policy.nope"])
+    assert result.exit_code == 2 and "no key 'policy.nope' to group by" in " ".join(result.output.split())
