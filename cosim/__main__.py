@@ -1,0 +1,5 @@
+"""`python -m cosim`: the `cosim` command."""
+
+from cosim.cli import app
+
+app()
