@@ -380,6 +380,14 @@ def _sweep_table(table: pd.DataFrame, folder: Path) -> None:
     title = f"{folder.name}: {int((table['status'] == 'completed').sum())}/{len(table)} completed"
     out = Table(*(COLUMNS.get(c, c) for c in shown), title=title)
     for _, row in table.iterrows():
-        out.add_row(*(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in shown))
+        out.add_row(*(_sweep_cell(row[c], c) for c in shown))
     console.print(out)
     console.print(f"table: {folder / 'sweep.csv'}\nplots: cosim report {folder / 'runs'}", highlight=False)
+
+
+def _sweep_cell(value: object, column: str) -> str:
+    if isinstance(value, float) and value != value:
+        return "-"
+    if column == "rounds":
+        return str(int(value))  # type: ignore[call-overload]
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
