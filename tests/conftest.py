@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,12 @@ def no_leftover_segments():
     for name in leaked:
         (bridge.SHM_DIR / name).unlink(missing_ok=True)
     assert not leaked, f"segments left behind: {sorted(leaked)}"
+
+
+def default_sigint() -> None:
+    """preexec_fn for a child that must turn Ctrl-C into KeyboardInterrupt: a suite started in the
+    background (`make test &`, nohup) passes SIGINT on as ignored, and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_trace(path: Path, positions: dict[int, tuple[float, float]],

@@ -15,6 +15,7 @@ from cosim import bridge, layout
 from cosim.messages import RoundPlan
 from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError
+from tests.conftest import default_sigint
 
 pytestmark = pytest.mark.ns3
 
@@ -84,7 +85,7 @@ def test_signals_to_python_clean_up(ns3_binary, sig):
             time.sleep(600)
     """)
     py = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     pid, seg = py.stdout.readline().split()
     py.send_signal(sig)
     _, stderr = py.communicate(timeout=15)

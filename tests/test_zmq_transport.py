@@ -27,6 +27,7 @@ from cosim.transport_zmq import (
     pack_header,
     unpack_header,
 )
+from tests.conftest import default_sigint
 from tests.test_ns3_faults import pid_gone
 
 pytestmark = [pytest.mark.ns3, pytest.mark.timeout(60)]
@@ -50,7 +51,8 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cosim.ns3_server", "--bind", self.address,
                  "--idle-timeout", str(idle_timeout_s)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT,
+                preexec_fn=default_sigint)
         assert self.wait_log("listening on", 30), self.log()
 
     def log(self) -> str:
