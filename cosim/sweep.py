@@ -168,7 +168,15 @@ def load_sweep(source: Path | str, overrides: list[str] = ()) -> Sweep:
     if not path.is_file():
         raise ConfigError(f"sweep file {str(source)!r} does not exist")
     data = read_mapping(path, ", ".join(SWEEP_KEYS))
-    apply_overrides(data, overrides, "launcher.workers=2")
+    # grid keys are dotted config keys themselves: `grid.policy.name=[a, b]` sets the grid's entry
+    # `policy.name`, not a nested mapping
+    on_grid = [o for o in overrides if o.partition("=")[0].strip().startswith("grid.")]
+    apply_overrides(data, [o for o in overrides if o not in on_grid], "launcher.workers=2")
+    for item in on_grid:
+        key, sep, text = item.partition("=")
+        if not sep or not isinstance(data.setdefault("grid", {}), dict):
+            raise ConfigError(f"override {item!r} is not of the form grid.<config key>=[values]")
+        data["grid"][key.strip().removeprefix("grid.")] = yaml.safe_load(text) if text.strip() else None
     unknown = sorted(set(data) - set(SWEEP_KEYS))
     if unknown:
         close = difflib.get_close_matches(unknown[0], SWEEP_KEYS, n=1)

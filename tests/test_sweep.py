@@ -44,6 +44,11 @@ def test_a_sweep_file_becomes_one_config_per_point(tmp_path):
     assert points[0].overrides == ("policy.name=lyapunov", "seed=1")
 
 
+def test_a_grid_entry_named_by_a_dotted_key_is_overridden_whole(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path), ["grid.policy.name=[random-k]"])
+    assert [p.name for p in sweep.points()] == ["policy.name=random-k,seed=1", "policy.name=random-k,seed=2"]
+
+
 def test_a_labelled_group_sets_several_keys_together(tmp_path):
     grid = {"mobility": {"walk": {"scenario.mobility": "constant"},
                          "fast": {"scenario.mobility": "random-walk", "scenario.speed_max_mps": 20.0}},
