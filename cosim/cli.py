@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -169,7 +167,7 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cosim.checkpoint import ResumeError
-    from cosim.runloop import resumable, resume_experiment, run_experiment
+    from cosim.runloop import exit_interrupted, resumable, resume_experiment, run_experiment
 
     if cfg is None:
         try:
@@ -216,11 +214,7 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
             console.print("interrupted; the simulator was stopped and its segment removed"
                           + (f"; finished rounds are in {folder.path}, continue with `cosim run --resume "
                              f"{folder.path}`" if folder else ""))
-            # The local-training thread may be inside a torch op that cannot be interrupted; letting the
-            # interpreter finalise under it aborts in C++, so leave now (files are already closed).
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
+            exit_interrupted()
 
 
 def _summary(folder: RunDir) -> None:

@@ -24,12 +24,15 @@ Models the scheduler plans with (documented here because the results depend on t
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -121,6 +124,17 @@ def overlap(execute: Callable[[], RoundOutcome], train: Callable[[], dict[int, U
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
     return outcome, result["updates"]  # type: ignore[return-value]
+
+
+def exit_interrupted() -> NoReturn:
+    """Leave with status 130 after an interrupt, without finalising the interpreter.
+
+    The local-training thread may be inside a torch op that cannot be interrupted; finalising
+    under it aborts in C++. Every file of the run is closed by then.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def preflight(cfg: ExperimentConfig) -> Policy:

@@ -263,9 +263,9 @@ def run_point(folder: Path, name: str, threads: int) -> str:
         if run_state(run) == "completed":
             return "completed"
         if run.is_dir():
-            made_with = load_config(run / "config.yaml").to_dict()
-            if made_with != cfg.to_dict():
-                changed = sorted(k for k in cfg.to_dict() if made_with.get(k) != cfg.to_dict()[k])
+            made_with, wanted = load_config(run / "config.yaml").to_dict(), cfg.to_dict()
+            if made_with != wanted:
+                changed = sorted(k for k in wanted if made_with.get(k) != wanted[k])
                 raise ConfigError(f"{run} was made with another config ({', '.join(changed)} differ): "
                                   "give the sweep another name, or remove that folder")
             if resumable(run)[1] is not None:
@@ -276,6 +276,7 @@ def run_point(folder: Path, name: str, threads: int) -> str:
 
 def _worker_main(argv: list[str]) -> int:
     """`python -m cosim.sweep FOLDER POINT THREADS`: one local worker (exit 0 when the run completed)."""
+    from cosim.runloop import exit_interrupted
     from cosim.simulation import sigterm_as_interrupt
 
     folder, name, threads = argv
@@ -283,9 +284,7 @@ def _worker_main(argv: list[str]) -> int:
         with sigterm_as_interrupt():
             state = run_point(Path(folder), name, int(threads))
     except KeyboardInterrupt:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)  # as `cosim run`: the training thread may be inside torch
+        exit_interrupted()
     print(f"{name}: {state}")
     return 0 if state == "completed" else 1
 
