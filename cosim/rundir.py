@@ -25,7 +25,8 @@ from cosim.checkpoint import CHECKPOINT_NAME
 from cosim.config import ExperimentConfig
 from cosim.simulation import REPO_ROOT
 
-PACKAGES = ("ns3", "torch", "transformers", "peft", "gurobipy", "highspy", "numpy", "splitlora-cosim")
+PACKAGES = ("ns3", "torch", "transformers", "peft", "gurobipy", "highspy", "numba", "numpy",
+            "splitlora-cosim")
 
 
 def _now() -> str:

@@ -46,7 +46,7 @@ from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation, scenario_binary
 from cosim.transport_zmq import ZmqSimulation
 from learning.trainer import SplitFedTrainer, Update
-from optimizer import Plan, Policy, RoundInputs, VirtualQueues, make_policy
+from optimizer import Plan, Policy, RoundInputs, VirtualQueues, load_kernels, make_policy
 
 MAX_SPECTRAL_EFFICIENCY = 6.0  # bit/s/Hz
 
@@ -139,10 +139,13 @@ def exit_interrupted() -> NoReturn:
 
 def preflight(cfg: ExperimentConfig) -> Policy:
     """What can fail before any work: the ns-3 build (here, unless ns-3 runs behind the ZMQ relay),
-    then the policy (its solver's import)."""
+    then the policy (its solver's import); then the optimizer's compiled kernels, loaded (or
+    compiled, the first time on a machine) so that no round's solve time includes them."""
     if cfg.transport == "shm":
         scenario_binary()
-    return make_policy(cfg.policy.name, **cfg.policy.kwargs(cfg.rounds, cfg.seed))
+    policy = make_policy(cfg.policy.name, **cfg.policy.kwargs(cfg.rounds, cfg.seed))
+    load_kernels()
+    return policy
 
 
 def open_simulation(cfg: ExperimentConfig, scenario: ScenarioConfig,

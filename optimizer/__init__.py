@@ -4,7 +4,7 @@ Lagrangian solver, baselines, virtual energy queues and convergence-bound weight
 from optimizer.convergence import partial_participation_phi, round_weight
 from optimizer.exact import ExactSolver
 from optimizer.inputs import RoundInputs
-from optimizer.lagrangian import solve_lagrangian
+from optimizer.lagrangian import load_kernels, solve_lagrangian
 from optimizer.plan import Plan
 from optimizer.policies import POLICIES, LyapunovPolicy, Policy, make_policy
 from optimizer.problem import RoundProblem
@@ -19,6 +19,7 @@ __all__ = [
     "RoundInputs",
     "RoundProblem",
     "VirtualQueues",
+    "load_kernels",
     "make_policy",
     "partial_participation_phi",
     "round_weight",

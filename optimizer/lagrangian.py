@@ -16,13 +16,17 @@ from functools import cached_property
 
 import numpy as np
 
+from optimizer.kernels import envelope_max, rank_by_cost, still_cheapest, sums_at
 from optimizer.plan import Plan, empty_plan, make_plan
 from optimizer.problem import RoundProblem, SplitStart
+from optimizer.rates import RATE_MODELS
+from optimizer.synthetic import random_inputs
 
 PRICE_STEPS = 40  # steps of the dual search
 DUAL_TOL = 1e-9  # relative: the dual search stops when no price can beat its best point by more
 SHARE_TOL = 1e-3  # Newton tolerance of the shares at a dual point: they come out accurate to ~1e-6,
 # and c_j(λ), a minimum over the share, to rounding (its error is second order in theirs)
+NO_HINT = np.empty(0, dtype=np.int64)
 KINK_MARGIN = 1e-3  # kink steps within this fraction of the bracket from its ends are not taken
 SEARCH_CANDIDATES = 6  # moves evaluated exactly per local-search step
 SEARCH_STEPS = 100
@@ -38,14 +42,14 @@ class DualPoint:
     shares: np.ndarray  # b_j(λ), same order
     costs: np.ndarray  # c_j(λ), same order (ascending)
     count_terms: np.ndarray  # weight·Φ(n) + prefix cost, n = 1..n_max
+    count: int  # how many of the cheapest devices the schedule takes: argmin of count_terms, + 1
     value: float
+    subgradient: float  # Σ b − 1 over the schedule: a supergradient of D at price
     next_price: float  # where the schedule would just fill the band, to first order (nan: unknown)
     slopes: np.ndarray  # d ln h / d ln b near the interior shares (0 at the edges), same order
-    raw: tuple[np.ndarray, np.ndarray] | None = None  # ln b and slopes of the live devices, unsorted
-
-    @cached_property
-    def count(self) -> int:
-        return int(np.argmin(self.count_terms)) + 1
+    raw: tuple[np.ndarray, np.ndarray]  # ln b and slopes in the order of the devices searched (not by cost)
+    order: np.ndarray  # positions in that order, cheapest first (devices = searched[order])
+    rank: np.ndarray  # the inverse: where each searched device stands here
 
     @cached_property
     def schedule(self) -> np.ndarray:
@@ -55,35 +59,24 @@ class DualPoint:
     def key(self) -> bytes:
         return self.schedule.tobytes()
 
-    @cached_property
-    def subgradient(self) -> float:
-        return float(self.shares[: self.count].sum() - 1.0)
-
     def holds_at(self, price: float) -> bool:
         """Whether the schedule stays the cheapest at price, to first order (c_j' = b_j)."""
-        c = self.costs + self.shares * (price - self.price)
-        top = np.argpartition(c, self.count)[: self.count] if self.count < c.size else np.arange(c.size)
-        n = self.count_terms.size
-        terms = (self.count_terms - np.cumsum(self.costs[:n])) + np.cumsum(np.sort(c)[:n])
-        return int(np.argmin(terms)) + 1 == self.count and bool(np.all(top < self.count))
+        return still_cheapest(self.costs, self.shares, price - self.price, self.count_terms, self.count)
 
     def moved_split(self, price: float) -> SplitStart:
         """Shares of the schedule (in its sorted order) moved along their slopes to price: the
         schedule's own Newton step from here, to warm-start its split."""
         order = np.argsort(self.devices[: self.count])
-        b, slope = self.shares[: self.count][order], self.slopes[: self.count][order]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            moved = np.where(slope < 0, b * np.exp(math.log(price / self.price) / slope), b)
-        return price, moved
+        b, slope = self.shares[order], self.slopes[order]
+        free = slope < 0
+        b[free] *= np.exp(math.log(price / self.price) / slope[free])
+        return price, b
 
     def line_of(self, other: DualPoint, phi_terms: np.ndarray) -> tuple[float, float]:
         """Value and slope in λ, at this price, of other's schedule: a concave function of λ above D,
         so its tangent here bounds D from above everywhere."""
-        mask = np.zeros(int(self.devices.max()) + 1, bool)  # both points range over the same devices
-        mask[other.devices[: other.count]] = True
-        members = mask[self.devices]
-        value = phi_terms[other.count - 1] + float(self.costs[members].sum()) - self.price
-        return value, float(self.shares[members].sum()) - 1.0
+        costs, shares = sums_at(self.rank, other.order[: other.count], self.costs, self.shares)
+        return float(phi_terms[other.count - 1]) + costs - self.price, shares - 1.0
 
     def kink_price(self, other_line: tuple[float, float]) -> float:
         """Newton step on the difference of this point's schedule's value and another's (its value
@@ -114,37 +107,19 @@ class DualPoint:
 
 
 def dual_point(problem: RoundProblem, devices: np.ndarray, phi_terms: np.ndarray, price: float,
-               start: np.ndarray | DualPoint | None = None) -> DualPoint:
-    """Evaluate D(price); phi_terms[n-1] = weight·Φ(n) for n = 1..n_max; `start` warm-starts the shares.
+               start: DualPoint | None = None) -> DualPoint:
+    """Evaluate D(price); phi_terms[n-1] = weight·Φ(n) for n = 1..n_max.
 
-    `start` is shares of `devices`, or a dual point (its shares moved along their slopes to this
-    price). The next price is a Newton step on ln Σ b over the schedule's interior shares (each
-    about a power of the price), aiming at the band left by the others.
+    `start`, a dual point, warm-starts the shares (moved along their slopes to this price). The
+    next price is a Newton step on ln Σ b over the schedule's interior shares (each about a power
+    of the price), aiming at the band left by the others.
     """
-    curves = problem.curves(devices)
-    if isinstance(start, DualPoint) and start.raw is not None and start.price > 0:
-        b, slopes, y = curves.at_price(price, (start.raw[0], start.raw[1], start.price), SHARE_TOL)
-    elif isinstance(start, DualPoint) or start is None:
-        b, slopes, y = curves.at_price(price, None, SHARE_TOL)
-    else:
-        b, slopes = problem.shares_and_slopes(devices, price, start, tol=SHARE_TOL)
-        y = None
-    c = curves.costs(b, price)
-    order = np.argsort(c, kind="stable")
-    terms = phi_terms + np.cumsum(c[order])[: phi_terms.size]
-    count = int(np.argmin(terms)) + 1
-    chosen = order[:count]
-    share, slope = b[chosen], slopes[chosen]
-    free = slope < 0
-    free_sum = float(share[free].sum())
-    left = 1.0 - (float(share.sum()) - free_sum)
-    next_price = np.nan
-    if price > 0 and free_sum > 0 and left > 0:
-        power = free_sum / float((share[free] / slope[free]).sum())
-        next_price = price * math.exp(math.log(left / free_sum) * power)
-    raw = None if y is None else (y, slopes if curves.all_live else slopes[curves.live])
-    return DualPoint(price, devices[order], b[order], c[order], terms, float(terms[count - 1] - price),
-                     next_price, slopes[order], raw)
+    warm = (start.raw[0], start.raw[1], start.price) if start is not None and start.price > 0 else None
+    b, slopes, y, c = problem.curves(devices).at_price(price, warm, SHARE_TOL)
+    order, rank, terms, count, subgradient, next_price = rank_by_cost(
+        c, b, slopes, float(price), phi_terms, NO_HINT if start is None else start.order)
+    return DualPoint(price, devices[order], b[order], c[order], terms, count, float(terms[count - 1] - price),
+                     subgradient, next_price, slopes[order], (y, slopes), order, rank)
 
 
 def phi_terms(problem: RoundProblem, n_max: int) -> np.ndarray:
@@ -179,8 +154,8 @@ def maximise_dual(problem: RoundProblem, devices: np.ndarray,
     seen.append(high)
     newest, inner = high, [False, False]  # whether low / high come from the search (not the bracketing)
     primal, split = np.inf, set()  # the best value of a schedule split so far (above D), and those split
+    best = max(seen, key=lambda p: p.value)
     for _ in range(PRICE_STEPS):
-        best = max(seen, key=lambda p: p.value)
         lines = [(low.price, low.value, low.subgradient), (high.price, high.value, high.subgradient)]
         crossed = None
         if inner[0] and inner[1] and low.key != high.key:
@@ -195,7 +170,7 @@ def maximise_dual(problem: RoundProblem, devices: np.ndarray,
             kink = newest.kink_price(crossed[0] if newest is low else crossed[1])
             near = KINK_MARGIN * (high.price - low.price)  # a kink step onto an end is a cycle
             kink = kink if low.price + near < kink < high.price - near else np.nan
-        steps = [x for x in (own, kink) if not np.isnan(x)]
+        steps = [x for x in (own, kink) if not math.isnan(x)]
         if steps:  # the first of the two models' maxima met walking from newest towards other
             price = min(steps) if newest is low else max(steps)
         if price == own and newest.key not in split and newest.holds_at(price):
@@ -203,16 +178,17 @@ def maximise_dual(problem: RoundProblem, devices: np.ndarray,
             split.add(newest.key)
             value = problem.evaluate(newest.schedule, newest.moved_split(price))[0]
             primal = min(primal, value)
-            kkt = problem.kkt_split(newest.schedule) if np.isfinite(value) else None
+            kkt = problem.kkt_split(newest.schedule) if math.isfinite(value) else None
             if kkt is not None and low.price < kkt[1] < high.price:
                 price = kkt[1]
         newest = dual_point(problem, devices, terms, price, newest)
         seen.append(newest)
+        best = newest if newest.value > best.value else best
         if newest.subgradient > 0:
             low, inner[0] = newest, True
         else:
             high, inner[1] = newest, True
-    return max(seen, key=lambda p: p.value), seen
+    return best, seen
 
 
 def _model_max(lines: list[tuple[float, float, float]], lo: float, hi: float) -> tuple[float, float]:
@@ -221,17 +197,7 @@ def _model_max(lines: list[tuple[float, float, float]], lo: float, hi: float) ->
         (p1, v1, g1), (p2, v2, g2) = lines
         x = p1 + (v2 - v1 - g2 * (p2 - p1)) / (g1 - g2)
         return x, v1 + g1 * (x - p1)
-    def height(x: float) -> float:
-        return min(v + g * (x - p) for p, v, g in lines)
-
-    xs = [lo, hi]
-    for i, (p1, v1, g1) in enumerate(lines):
-        for p2, v2, g2 in lines[i + 1:]:
-            if g1 != g2:
-                x = (v2 - g2 * p2 - v1 + g1 * p1) / (g1 - g2)
-                if lo < x < hi:
-                    xs.append(x)
-    return max(((x, height(x)) for x in xs), key=lambda top: top[1])
+    return envelope_max(np.array(lines), lo, hi)
 
 
 def _warm(problem: RoundProblem, point: DualPoint, idx: np.ndarray) -> SplitStart | None:
@@ -254,7 +220,7 @@ def local_search(problem: RoundProblem, devices: np.ndarray, start: np.ndarray,
     value, b = problem.evaluate(current, _warm(problem, near, current))
     beta = problem.beta
     curves = problem.curves(devices)  # devices is sorted (problem.feasible)
-    slide = (near.raw[0], near.raw[1], near.price) if near.raw is not None and near.price > 0 else None
+    slide = (near.raw[0], near.raw[1], near.price) if near.price > 0 else None
     at_price = np.zeros(problem.devices)
     for _ in range(SEARCH_STEPS):
         price = problem.kkt_split(current)[1]
@@ -263,10 +229,10 @@ def local_search(problem: RoundProblem, devices: np.ndarray, start: np.ndarray,
         outside = devices[mask]
         n, spare = current.size, 1.0 - beta[current].sum()
         keep = problem.queues[current] * problem.energy(current, b) + price * b
-        b_all, slopes, y = curves.at_price(price, slide, SHARE_TOL)
+        b_all, slopes, y, costs = curves.at_price(price, slide, SHARE_TOL)
         if price > 0:
-            slide = (y, slopes if curves.all_live else slopes[curves.live], price)
-        join = curves.costs(b_all, price)[mask]
+            slide = (y, slopes, price)
+        join = costs[mask]
         at_price[devices] = b_all
         at_price[current] = b
         term = problem.convergence_term
@@ -331,7 +297,7 @@ def search(problem: RoundProblem) -> SearchResult:
             if other_value < problem.evaluate(first)[0]:
                 first = other.schedule
     value, b = problem.evaluate(first)
-    split = problem.kkt_split(first) if np.isfinite(value) else None
+    split = problem.kkt_split(first) if math.isfinite(value) else None
     if split is not None and split[1] > 0 and split[1] != best.price:
         # D at the schedule's own KKT price is its value when the schedule stays the cheapest there
         at_split = dual_point(problem, devices, problem.count_terms[: problem.max_count], split[1], best)
@@ -354,3 +320,19 @@ def solve_lagrangian(problem: RoundProblem) -> Plan:
     found = search(problem)
     return make_plan(problem, found.schedule, found.shares, solver="lagrangian", license="n/a",
                      solve_time_s=time.perf_counter() - start, lower_bound=found.lower_bound)
+
+
+def load_kernels() -> None:
+    """Compile the numba kernels (optimizer/kernels.py), or load them from numba's cache, by solving
+    a few synthetic rounds with each rate model, so that no round's solve time includes it: about
+    6 s the first time on a machine (and after the kernels change), under a second after that."""
+    rng = np.random.default_rng(0)
+    for rate in RATE_MODELS:
+        for _ in range(3):
+            inputs = random_inputs(rng, 40, deadline_s=6.0, mean_snr_db=(-5.0, 20.0))
+            queues = rng.uniform(0.0, 5.0, 40) * (rng.random(40) < 0.9)
+            problem = RoundProblem(inputs, queues, 10.0, rate=rate)
+            found = search(problem)
+            problem.energy_slope(found.schedule, found.shares)  # the exact solver's cuts
+            problem.kkt_split(problem.feasible[:2])  # a split from scratch (median start)
+            problem.shares_and_slopes(problem.feasible, found.dual.price)  # the safeguarded path

@@ -9,6 +9,7 @@ h_k(b) = −Q_k E_k'(b) to a common price λ on the band.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from optimizer.convergence import Phi, partial_participation_phi
 from optimizer.inputs import RoundInputs
+from optimizer.kernels import device_costs, edge_log_marginals, gather_devices, joint_split, shares_at_price
 from optimizer.rates import RateModel, rate_model
 from optimizer.roots import decreasing_root
 
@@ -86,10 +88,12 @@ class RoundProblem:
     def snr(self) -> np.ndarray:
         return self.inputs.snr_linear
 
-    @property
+    @cached_property
     def feasible(self) -> np.ndarray:
-        """Indices of devices that can meet the deadline with the whole band."""
-        return np.flatnonzero(self.beta <= 1.0)
+        """Indices of devices that can meet the deadline with the whole band (read-only)."""
+        idx = np.flatnonzero(self.beta <= 1.0)
+        idx.flags.writeable = False
+        return idx
 
     @cached_property
     def max_count(self) -> int:
@@ -190,13 +194,7 @@ class RoundProblem:
     @cached_property
     def edge_log_marginals(self) -> tuple[np.ndarray, np.ndarray]:
         """ln h_k at b = β_k and at b = 1 (−inf where Q_k = 0 or the device is infeasible)."""
-        at_beta = np.full(self.devices, -np.inf)
-        at_one = np.full(self.devices, -np.inf)
-        live = np.flatnonzero((self.queues > 0) & (self.beta <= 1.0))
-        with np.errstate(divide="ignore"):
-            at_beta[live] = self._log_marginal(live, self.beta[live])[0]
-            at_one[live] = self._log_marginal(live, np.ones(live.size))[0]
-        return at_beta, at_one
+        return edge_log_marginals(self.model.code, self.beta, self.snr, self._log_scale)
 
     def curves(self, idx: np.ndarray) -> Curves:
         """The per-device data of idx gathered once, for solving their shares at many prices."""
@@ -230,14 +228,12 @@ class RoundProblem:
             return beta + max(spare, 0.0) / idx.size, 0.0
         if idx.size == 1:
             return np.ones(1), float(np.exp(self._log_marginal(idx, np.ones(1))[0][0]))
-        at_beta, at_one = self.edge_log_marginals
-        log_hi, log_lo = float(at_beta[idx].max()), float(at_one[idx[live]].min())
         if start is None:  # the equal split of the spare band: close to the answer in most rounds
             last = beta + spare / idx.size
             log_start = float(np.median(self._log_marginal(idx[live], last[live])[0]))
         else:
             log_start, last = float(np.log(start[0])), start[1]
-        joint = self._joint_split(idx, live, log_start, last)
+        joint = self._joint_split(idx, log_start, last)
         if joint is not None:
             return joint
 
@@ -248,64 +244,21 @@ class RoundProblem:
             _, slope = self._log_marginal(idx[free], b[free])
             return np.array([b.sum() - 1.0]), np.array([np.sum(b[free] / slope)])
 
-        log_price = decreasing_root(excess, np.array([log_lo]), np.array([log_hi]),
-                                    np.array([log_start]))
+        at_beta, at_one = self.edge_log_marginals
+        log_price = decreasing_root(excess, np.array([at_one[idx[live]].min()]),
+                                    np.array([at_beta[idx].max()]), np.array([log_start]))
         price = float(np.exp(log_price[0]))
         return self.share_at_price(idx, price, last), price
 
-    def _joint_split(self, idx: np.ndarray, live: np.ndarray, log_price: float,
+    def _joint_split(self, idx: np.ndarray, log_price: float,
                      start: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """The KKT split by one Newton iteration on the price and the free shares together.
-
-        Unknowns ℓ = ln λ and y_j = ln b_j of the live devices; equations ln h_j(y_j) = ℓ for the
-        free ones (β_j < b_j < 1, decided by the edge marginals at ℓ) and Σ b = 1, linearised
-        together: the shares' steps are (ℓ' − ln h_j)/slope_j, so ℓ' is explicit. The free set is
-        updated at ℓ' before each step. None if it does not converge (the caller then nests).
-        """
-        sub = idx[live]
-        beta = self.beta[sub]
-        lo = np.log(beta)
-        snr, scale, model = self.snr[sub], self._log_scale[sub], self.model
-        at_beta, at_one = self.edge_log_marginals
-        at_beta, at_one = at_beta[sub], at_one[sub]
-        dead = float(self.beta[idx[~live]].sum())
-        with np.errstate(divide="ignore"):
-            y = np.minimum(np.maximum(np.log(start[live]), lo), 0.0)
-        ell = log_price
-        for _ in range(JOINT_STEPS):
-            b = np.exp(y)
-            log_h, slope = model.log_marginal(b, snr)
-            log_h += scale
-            w = b / slope
-            free = (at_beta > ell) & (at_one < ell)
-            for _ in range(4):  # the free set at the new price
-                if free.all():
-                    w_free = float(w.sum())
-                    new = (1.0 - dead - float(b.sum()) + float(w @ log_h)) / w_free
-                else:
-                    w_free = float(w @ free)
-                    if w_free == 0.0:
-                        return None
-                    pinned = dead + float(np.where(at_one >= ell, 1.0, beta) @ ~free)
-                    new = (1.0 - pinned - float(b @ free) + float((w * log_h) @ free)) / w_free
-                moved = (at_beta > new) & (at_one < new)
-                if (moved == free).all():
-                    break
-                ell, free = new, moved
-            else:
-                return None
-            step = abs(new - ell)
-            ell = new
-            y_new = np.minimum(np.maximum(y + (ell - log_h) / slope, lo), 0.0)
-            if not free.all():
-                y_new = np.where(free, y_new, np.where(at_one >= ell, 0.0, lo))
-            step = max(step, float(np.abs(y_new - y).max()))
-            y = y_new
-            if step <= JOINT_TOL:
-                out = self.beta[idx].copy()
-                out[live] = np.exp(y)
-                return out, float(np.exp(ell))
-        return None
+        """The KKT split by Newton on the price and the free shares together (kernels.joint_split),
+        from ln λ = log_price and the shares `start`; None if it does not converge (the caller
+        then nests)."""
+        done, b, ell = joint_split(self.model.code, idx, self.beta, self.snr, self._log_scale,
+                                   *self.edge_log_marginals, np.asarray(start, dtype=float), log_price,
+                                   JOINT_STEPS, JOINT_TOL)
+        return (b, math.exp(ell)) if done else None
 
     def evaluate(self, idx: np.ndarray, start: SplitStart | None = None) -> tuple[float, np.ndarray]:
         """True objective of scheduling idx with its KKT split (inf if it does not fit)."""
@@ -318,79 +271,39 @@ class RoundProblem:
 
 
 CURVE_STEPS = 8  # clamped Newton steps of Curves.at_price before the safeguarded solve takes over
+NO_WARM = np.empty(0)
 
 
 class Curves:
-    """Shares of a fixed set of devices at a price, by clamped Newton on ln b over all of them at once.
+    """Shares and costs of a fixed set of devices at a price (kernels.shares_at_price), the devices'
+    data gathered once: the dual search calls this at every price it tries.
 
-    Same answer as RoundProblem.shares_and_slopes (which it falls back to if Newton has not
-    converged after CURVE_STEPS steps), without re-gathering the devices' data at every price:
-    the dual search calls this at every price it tries.
+    Same shares as RoundProblem.shares_and_slopes, which it falls back to if Newton has not
+    converged after CURVE_STEPS steps.
     """
 
     def __init__(self, problem: RoundProblem, idx: np.ndarray) -> None:
         self.problem, self.idx = problem, idx
-        live = problem.queues[idx] > 0
-        self.live = np.flatnonzero(live)
-        self.all_live = bool(live.all())
-        sub = idx[self.live]
-        self.beta = problem.beta[idx]
-        self.snr = problem.snr[sub]
-        self.scale = problem._log_scale[sub]
-        self.lo = np.log(problem.beta[sub])
-        at_beta, at_one = problem.edge_log_marginals
-        self.at_beta, self.at_one = at_beta[sub], at_one[sub]
-        self.top = float(self.at_beta.max(initial=-np.inf))  # above this ln price, b = β for all
-        q = problem.queues[idx]
-        self.cost_a = q * problem._tx_coef[idx]
-        self.cost_c = q * problem.inputs.compute_energy_j[idx]
-        self.snr_all = problem.snr[idx]
-
-    def costs(self, b: np.ndarray, price: float) -> np.ndarray:
-        """Q E(b) + price·b, per device."""
-        return self.cost_a / self.problem.model.f(b, self.snr_all) + self.cost_c + price * b
+        (self.beta, self.lo, self.at_beta, self.at_one, self.snr, self.scale, self.energy_a,
+         self.energy_c) = gather_devices(idx, problem.beta, *problem.edge_log_marginals, problem.snr,
+                                         problem._log_scale, problem.queues, problem._tx_coef,
+                                         problem.inputs.compute_energy_j)
 
     def at_price(self, price: float, warm: tuple[np.ndarray, np.ndarray, float] | None = None,
-                 tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Shares, slopes d ln h / d ln b (0 at the edges and for Q = 0), and ln b of the live ones.
+                 tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Shares, slopes d ln h / d ln b (0 at the edges and for Q = 0), ln b, and costs Q E(b) + price·b.
 
-        `warm` = (ln b of the live devices, their slopes, the price) from another price: the start
-        moves along the tangent to this price. Done when no step exceeds tol (the shares are then
-        accurate to about its square).
+        `warm` = (ln b, slopes, price) from another price: the start moves along the tangent to
+        this price. Done when no step exceeds tol (the shares are then accurate to about its square).
         """
-        n = self.idx.size
-        if price <= 0:
-            b = self.beta.copy()
-            b[self.live] = 1.0
-            return b, np.zeros(n), np.zeros(self.live.size)
-        log_price = float(np.log(price))
-        if log_price >= self.top:  # every share at its deadline minimum
-            return self.beta.copy(), np.zeros(n), self.lo.copy()
-        lo = self.lo
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # ln h is nearly linear in ln b: interpolate between the edges, or follow the tangent
-            y = lo * (self.at_one - log_price) / (self.at_one - self.at_beta)
-            if warm is not None:
-                y = np.where(warm[1] < 0, warm[0] + (log_price - np.log(warm[2])) / warm[1], y)
-        y = np.fmin(np.fmax(y, lo), 0.0)  # (fmax: a device with β = 1 interpolates to nan)
-        model, shift = self.problem.model, self.scale - log_price
-        for _ in range(CURVE_STEPS):
-            log_h, slope = model.log_marginal(np.exp(y), self.snr)
-            new = np.minimum(np.maximum(y - (log_h + shift) / slope, lo), 0.0)
-            step = np.abs(new - y).max(initial=0.0)
-            y = new
-            if step <= tol:
-                break
-        else:
-            step = np.inf
-        if not step <= tol:  # (also nan) the safeguarded solve
+        warm_y, warm_slope, warm_log = (NO_WARM, NO_WARM, 0.0) if warm is None else \
+            (warm[0], warm[1], math.log(warm[2]))
+        done, b, slopes, y, costs = shares_at_price(
+            self.problem.model.code, float(price), self.beta, self.lo, self.at_one, self.at_beta, self.snr,
+            self.scale, self.energy_a, self.energy_c, warm_y, warm_slope, warm_log, tol, CURVE_STEPS)
+        if not done:  # the safeguarded solve
             b, slopes = self.problem.shares_and_slopes(self.idx, price, tol=0.1 * tol)  # its steps scale
-            return b, slopes, np.log(b[self.live])
-        free = (y > lo) & (y < 0.0)
-        if self.all_live:
-            return np.exp(y), np.where(free, slope, 0.0), y
-        b = self.beta.copy()
-        b[self.live] = np.exp(y)
-        slopes = np.zeros(n)
-        slopes[self.live] = np.where(free, slope, 0.0)
-        return b, slopes, y
+            costs = device_costs(self.problem.model.code, b, self.snr, self.energy_a, self.energy_c,
+                                 float(price))
+            y = np.log(b)
+        return b, slopes, y, costs

@@ -11,13 +11,24 @@ from typing import Protocol
 import numpy as np
 from scipy.special import lambertw
 
-LN2 = float(np.log(2.0))
+from optimizer.kernels import (
+    LN2,
+    PAPER,
+    SIMPLE,
+    paper_df,
+    paper_f,
+    paper_log_marginal,
+    simple_df,
+    simple_f,
+    simple_log_marginal,
+)
 
 
 class RateModel(Protocol):
     """Spectral efficiency per unit of band, f(b) = r(b)/B, with full-band SNR `snr` (linear)."""
 
     name: str
+    code: int  # PAPER or SIMPLE
 
     def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
     def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray: ...
@@ -35,22 +46,8 @@ class RateModel(Protocol):
 class PaperRate:
     """The paper's FDMA Shannon rate b·B·log2(1 + snr/b): noise power grows with the sub-band."""
 
-    name = "paper"
-
-    def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        return b * np.log1p(snr / b) / LN2
-
-    def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        x = snr / b
-        return (np.log1p(x) - x / (1.0 + x)) / LN2
-
-    def log_marginal(self, b: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # with x = snr/b, l = ln(1 + x), r = x/(1 + x): f = b·l/ln2 and f' = (l − r)/ln2
-        x = snr / b
-        log = np.log1p(x)
-        r = x / (1.0 + x)
-        d = log - r
-        return np.log(LN2 * d / np.square(b * log)), -(r * r) / d - 2.0 * d / log
+    name, code = "paper", PAPER
+    f, df, log_marginal = staticmethod(paper_f), staticmethod(paper_df), staticmethod(paper_log_marginal)
 
     def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
         # b·ln(1 + s/b) = need·ln2. With u = 1 + s/b and c = need·ln2/s: ln(u) = c(u − 1), whose
@@ -66,16 +63,8 @@ class PaperRate:
 class SimpleRate:
     """Fixed spectral efficiency b·B·log2(1 + snr): the SNR does not change with the share."""
 
-    name = "simple"
-
-    def f(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        return b * np.log2(1.0 + snr)
-
-    def df(self, b: np.ndarray, snr: np.ndarray) -> np.ndarray:
-        return np.log2(1.0 + snr) * np.ones_like(b)
-
-    def log_marginal(self, b: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return -np.log(np.log2(1.0 + snr)) - 2.0 * np.log(b), np.full_like(b, -2.0)
+    name, code = "simple", SIMPLE
+    f, df, log_marginal = staticmethod(simple_f), staticmethod(simple_df), staticmethod(simple_log_marginal)
 
     def min_share(self, need: np.ndarray, snr: np.ndarray) -> np.ndarray:
         return np.asarray(need, dtype=float) / np.log2(1.0 + snr)
