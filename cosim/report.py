@@ -8,7 +8,10 @@ from their `config.yaml`, or by any config keys (`--by scenario.mobility,policy.
 
 Policies that spend different energy are compared at the same energy: every run's accuracy is
 interpolated at the common energy, the least cumulative energy per device any run spent (so no run
-is extrapolated past its last round).
+is extrapolated past its last round), and averaged over the energy range every run's curve covers,
+from the most energy any run had spent at its first evaluation up to the common energy (the area
+under accuracy vs energy over that range, divided by its width): one number for "more accuracy for
+the same energy" along the way, not only at the end, where the curves have flattened.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from cosim.plots import plt
 
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
 GROUP_BY = ("policy.name",)  # runs with equal values of these config keys are averaged together
-METRICS = ("rounds", "final_accuracy", "accuracy_at_common_energy", "mean_scheduled", "delivered_ratio",
-           "energy_per_device_round_j", "energy_budget_j", "max_energy_over_budget")
+METRICS = ("rounds", "final_accuracy", "accuracy_at_common_energy", "accuracy_over_energy", "mean_scheduled",
+           "delivered_ratio", "energy_per_device_round_j", "energy_budget_j", "max_energy_over_budget")
 
 
 class NotARunFolder(ValueError):
@@ -128,21 +131,44 @@ def common_energy(runs: list[Run]) -> float:
     return min(float(cumulative_energy(r).iloc[-1]) for r in runs)
 
 
+def evaluated(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative energy per device [J] and accuracy at each evaluated round."""
+    accuracy = run.rounds.set_index("round")["accuracy"].dropna()
+    return cumulative_energy(run).reindex(accuracy.index).to_numpy(), accuracy.to_numpy()
+
+
+def energy_range(runs: list[Run]) -> tuple[float, float]:
+    """The cumulative energies per device every run's accuracy curve covers: from the most any run
+    had spent at its first evaluation to the common energy (a point when that is later)."""
+    end = common_energy(runs)
+    starts = [spent[0] for spent, _ in map(evaluated, runs) if spent.size]
+    return min(max(starts, default=end), end), end
+
+
 def accuracy_at_energy(run: Run, energy_j: float) -> float:
     """Accuracy interpolated linearly between evaluations at cumulative energy per device `energy_j`
     (the first or last evaluation outside their range), so runs that spend differently are compared
     at the same energy."""
-    accuracy = run.rounds.set_index("round")["accuracy"].dropna()
-    if accuracy.empty:
+    spent, accuracy = evaluated(run)
+    return float(np.interp(energy_j, spent, accuracy)) if spent.size else np.nan
+
+
+def accuracy_over_energy(run: Run, lo: float, hi: float) -> float:
+    """The mean of the accuracy curve (linear between evaluations) over cumulative energy per device
+    [lo, hi] [J]: the area under it divided by hi − lo (the accuracy at lo when the range is a point)."""
+    spent, accuracy = evaluated(run)
+    if not spent.size:
         return np.nan
-    spent = cumulative_energy(run).reindex(accuracy.index).to_numpy()
-    return float(np.interp(energy_j, spent, accuracy.to_numpy()))
+    if hi <= lo:
+        return float(np.interp(lo, spent, accuracy))
+    grid = np.unique(np.concatenate([[lo, hi], spent[(spent > lo) & (spent < hi)]]))
+    return float(np.trapezoid(np.interp(grid, spent, accuracy), grid) / (hi - lo))
 
 
-def summarise(run: Run, energy_j: float, by: tuple[str, ...] = GROUP_BY) -> dict:
+def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP_BY) -> dict:
     """The run's row: its group (values of the config keys `by`), outcome (also at the common
-    cumulative energy per device `energy_j`), participation, delivery and energy against the
-    per-round budget Ē_k."""
+    cumulative energy per device, the end of `energy`, and averaged over the range `energy`),
+    participation, delivery and energy against the per-round budget Ē_k."""
     rounds, devices = run.rounds, run.devices
     accuracy = rounds["accuracy"].dropna()
     per_device = devices.groupby("device_id")[["realised_energy_j", "energy_budget_j"]].mean()
@@ -152,7 +178,8 @@ def summarise(run: Run, energy_j: float, by: tuple[str, ...] = GROUP_BY) -> dict
         "status": run.manifest.get("status"),
         "rounds": len(rounds),
         "final_accuracy": float(accuracy.iloc[-1]) if len(accuracy) else np.nan,
-        "accuracy_at_common_energy": accuracy_at_energy(run, energy_j), "common_energy_j": energy_j,
+        "accuracy_at_common_energy": accuracy_at_energy(run, energy[1]), "common_energy_j": energy[1],
+        "accuracy_over_energy": accuracy_over_energy(run, *energy), "energy_from_j": energy[0],
         "mean_scheduled": float(rounds["scheduled"].mean()),
         "delivered_ratio": float(rounds["delivered"].sum() / max(rounds["scheduled"].sum(), 1)),
         "energy_per_device_round_j": float(devices["realised_energy_j"].mean()),
@@ -177,15 +204,16 @@ def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def report_table(runs: list[Run], by: tuple[str, ...] = GROUP_BY) -> pd.DataFrame:
     """Rows per run (sorted by group and seed), then per group of runs with the same values of the
     config keys `by`: metric means and `<metric>_ci95` columns."""
-    energy_j = common_energy(runs)
-    per_run = pd.DataFrame([summarise(r, energy_j, by) for r in runs]).sort_values(["group", "seed"],
-                                                                                    kind="stable")
+    energy = energy_range(runs)
+    per_run = pd.DataFrame([summarise(r, energy, by) for r in runs]).sort_values(["group", "seed"],
+                                                                                  kind="stable")
     per_run.insert(0, "row", "run")
     aggregated = []
     for label, group in per_run.groupby("group", sort=True):
         row: dict = {"row": "mean", "run": f"{len(group)} run(s)", "group": label,
                      "policy": ",".join(sorted(set(group["policy"]))),
-                     "seed": ",".join(str(s) for s in group["seed"]), "common_energy_j": energy_j,
+                     "seed": ",".join(str(s) for s in group["seed"]), "common_energy_j": energy[1],
+                     "energy_from_j": energy[0],
                      "solver": "; ".join(sorted(set(group["solver"])))}
         for metric in METRICS:
             mean, half = mean_ci(group[metric].to_numpy())
@@ -233,7 +261,9 @@ def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -
     budget = budget.mean(axis=1).cumsum()
     energy_ax.plot(budget.index, budget, "k--", lw=1.5, label="budget")
     trade_ax.axvline(budget.iloc[-1], color="k", ls="--", lw=1.5, label="budget at the last round")
-    trade_ax.axvline(common_energy(runs), color="0.5", ls=":", lw=1.5, label="common energy (table)")
+    lo, hi = energy_range(runs)
+    trade_ax.axvspan(lo, hi, color="0.5", alpha=0.1, lw=0, label="energy range (table)")
+    trade_ax.axvline(hi, color="0.5", ls=":", lw=1.5, label="common energy (table)")
     acc_ax.set(xlabel="round", ylabel="test accuracy", title="Accuracy (mean, 95 % CI over seeds)")
     energy_ax.set(xlabel="round", ylabel="cumulative energy per device [J]",
                   title="Energy per device (mean, 95 % CI over seeds)")
@@ -251,7 +281,7 @@ def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -
 
 
 COLUMNS = {"group": "group", "seed": "seed", "rounds": "rounds", "final_accuracy": "final acc",
-           "accuracy_at_common_energy": "acc @ common E",
+           "accuracy_at_common_energy": "acc @ common E", "accuracy_over_energy": "acc over E range",
            "mean_scheduled": "sched/round", "delivered_ratio": "delivered",
            "energy_per_device_round_j": "E/dev-round [J]", "energy_budget_j": "budget [J]",
            "max_energy_over_budget": "max E/budget", "solver": "solver"}
@@ -270,9 +300,11 @@ def _cell(row: pd.Series, column: str) -> str:
 
 def rich_table(table: pd.DataFrame, title: str) -> Table:
     """The report for the terminal: metrics with 3 decimals, `mean ± half-width` on policy rows; the
-    title gives the common energy the `acc @ common E` column is read at."""
-    energy_j = table["common_energy_j"].iloc[0]
-    out = Table(*COLUMNS.values(), title=f"{title}; common energy {energy_j:.3f} J per device")
+    title gives the common energy the `acc @ common E` column is read at and the range of
+    `acc over E range`."""
+    lo, hi = table["energy_from_j"].iloc[0], table["common_energy_j"].iloc[0]
+    out = Table(*COLUMNS.values(), title=f"{title}; common energy {hi:.3f} J per device, "
+                                         f"energy range {lo:.3f}–{hi:.3f} J")
     last_run = int((table["row"] == "run").sum()) - 1
     for i, row in table.iterrows():
         out.add_row(*(_cell(row, c) for c in COLUMNS), style="bold" if row["row"] == "mean" else None,

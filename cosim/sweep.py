@@ -364,18 +364,18 @@ def wait_slurm(sweep: Sweep, jobs: list[tuple[str, Any]], on_done: Callable[[str
 def collect(folder: Path) -> pd.DataFrame:
     """One row per point: grid values, status, rounds done and `cosim report`'s metrics; also
     written to `sweep.csv` in the folder."""
-    from cosim.report import common_energy, load_run, summarise
+    from cosim.report import energy_range, load_run, summarise
 
     sweep = load_sweep(Path(folder) / SWEEP_FILE)
     runs = {p.name: load_run(sweep.folder / "runs" / p.name) for p in sweep.points()
             if (sweep.folder / "runs" / p.name / "rounds.parquet").is_file()}
-    energy_j = common_energy(list(runs.values())) if runs else float("nan")
+    energy = energy_range(list(runs.values())) if runs else (float("nan"), float("nan"))
     rows = []
     for point in sweep.points():
         row: dict[str, Any] = {"point": point.name, **point.values,
                                "status": run_state(sweep.folder / "runs" / point.name)}
         if point.name in runs:
-            metrics = summarise(runs[point.name], energy_j)
+            metrics = summarise(runs[point.name], energy)
             row.update({k: v for k, v in metrics.items() if k not in ("status", "group", *point.values)})
         rows.append(row)
     table = pd.DataFrame(rows)

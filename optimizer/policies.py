@@ -33,17 +33,22 @@ class Policy(Protocol):
 
 
 class LyapunovPolicy:
-    """Drift-plus-penalty: each round minimise V·ω_t·Φ(Σa) + Σ Q_k a_k E_k(b_k), then update Q.
+    """Drift-plus-penalty: each round minimise V·(ω_t·Φ(Σa) + ε·Σ a_k E_k) + Σ Q_k a_k E_k(b_k),
+    then update Q.
 
     method 'exact' solves the round's MILP (solver 'auto', 'gurobi' or 'highs'); 'lagrangian' uses
-    the fast price-and-local-search solver. ω_t = (1 − μη)^(T−1−t) over the horizon T.
+    the fast price-and-local-search solver. ω_t = (1 − μη)^(T−1−t) over the horizon T. ε, the
+    energy price (0 in the paper), makes energy cost something below the budget too: with ε = 0 a
+    device whose queue is empty spends freely, so the policy uses its whole budget.
     """
 
     def __init__(self, v: float = 10.0, horizon: int = 30, mu_eta: float = 0.0, method: str = "exact",
                  solver: str = "auto", rate: str = "paper", phi: Phi = partial_participation_phi,
-                 threads: int = 1) -> None:
+                 threads: int = 1, energy_price: float = 0.0) -> None:
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(f"v={v!r} must be finite and >= 0")
+        if not (np.isfinite(energy_price) and energy_price >= 0):
+            raise ValueError(f"energy_price={energy_price!r} must be finite and >= 0")
         if horizon < 1:
             raise ValueError(f"horizon={horizon} must be >= 1")
         round_weight(0, horizon, mu_eta)  # validates mu_eta
@@ -51,6 +56,7 @@ class LyapunovPolicy:
             raise ValueError(f"method={method!r}; expected 'exact' or 'lagrangian'")
         self.name = "lyapunov" if method == "exact" else "lyapunov-fast"
         self.v, self.horizon, self.mu_eta, self.rate, self.phi = v, horizon, mu_eta, rate, phi
+        self.energy_price = energy_price
         self._solve: Callable[[RoundProblem], Plan] = (
             ExactSolver(solver, threads).solve if method == "exact" else solve_lagrangian)
         self.queues: VirtualQueues | None = None
@@ -64,7 +70,7 @@ class LyapunovPolicy:
             raise ValueError(f"policy has queues for {q.size} devices, round has {inputs.devices}")
         weight = self.v * round_weight(inputs.round_index, self.horizon, self.mu_eta)
         self._budget = inputs.energy_budget_j
-        return self._solve(RoundProblem(inputs, q, weight, self.rate, self.phi))
+        return self._solve(RoundProblem(inputs, q + self.v * self.energy_price, weight, self.rate, self.phi))
 
     def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
         if self.queues is None or self._budget is None:

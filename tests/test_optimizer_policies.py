@@ -133,3 +133,27 @@ def test_long_run_budgets_hold_and_v_trades_energy_for_convergence():
         phi.append(np.mean(phis))
     assert energy[0] < energy[1] < energy[2]
     assert phi[0] > phi[1] > phi[2]
+
+
+def test_an_energy_price_spends_less_than_the_budget_and_still_schedules():
+    """With ε = 0 the policy spends up to its budget; pricing energy (ε > 0) makes it spend less
+    per device and round, the more so the higher the price, while it keeps scheduling devices."""
+    k, rounds = 8, 300
+    base = random_inputs(np.random.default_rng(0), k, deadline_s=6.0, mean_snr_db=(-5.0, 20.0))
+    channel = RayleighChannel(base, base.snr_db)
+    energy, count = [], []
+    for price in (0.0, 0.05, 0.5):
+        policy = make_policy("lyapunov-fast", v=10.0, horizon=rounds, energy_price=price)
+        rng = np.random.default_rng(1)
+        spent, scheduled = 0.0, 0
+        for t in range(rounds):
+            plan = policy.plan(channel.round(t, rng))
+            policy.observe(plan, plan.predicted_energy_j)
+            spent += float(plan.predicted_energy_j[plan.scheduled].sum())
+            scheduled += plan.n_scheduled
+        energy.append(spent / (rounds * k))
+        count.append(scheduled / rounds)
+    assert energy[0] > energy[1] > energy[2]
+    assert energy[1] < 0.8 * float(np.mean(base.energy_budget_j)) and min(count) >= 1.0
+    with pytest.raises(ValueError, match="energy_price=-1"):
+        make_policy("lyapunov", energy_price=-1)

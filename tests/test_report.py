@@ -137,3 +137,16 @@ def test_runs_can_be_grouped_by_any_config_keys(results, tmp_path):
     assert "lyapunov, 2" in set(both["group"])
     result = CliRunner().invoke(app, ["report", str(results), "--by", "policy.nope"])
     assert result.exit_code == 2 and "no key 'policy.nope' to group by" in " ".join(result.output.split())
+
+
+def test_accuracy_is_averaged_over_the_energy_every_curve_covers(results, tmp_path):
+    # first evaluations at 0.2 / 0.3 / 0.25 / 0.25 J: the range is 0.3 J to the common 0.6 J
+    table, _, _ = write_report([str(results)], tmp_path / "out")
+    np.testing.assert_allclose(table["energy_from_j"], 0.3)
+    runs = table[table["row"] == "run"].set_index(["policy", "seed"])["accuracy_over_energy"]
+    # lyapunov s1: accuracy = energy on 0.2..0.6 J, so its mean over 0.3..0.6 J is 0.45
+    assert runs[("lyapunov", 1)] == pytest.approx(0.45)
+    # lyapunov s2: 0.3 J 0.3 → 0.5 J 0.5 → 0.6 J 0.8: areas 0.2·0.4 + 0.1·0.65 over 0.3 J
+    assert runs[("lyapunov", 2)] == pytest.approx((0.2 * 0.4 + 0.1 * 0.65) / 0.3)
+    # random-k s1: 0.25 J 0.1 → 0.5 J 0.3 → 0.75 J 0.5: 0.3 J is at 0.14, 0.6 J at 0.38
+    assert runs[("random-k", 1)] == pytest.approx((0.2 * (0.14 + 0.3) / 2 + 0.1 * (0.3 + 0.38) / 2) / 0.3)
