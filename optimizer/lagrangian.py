@@ -26,11 +26,11 @@ PRICE_STEPS = 40  # steps of the dual search
 DUAL_TOL = 1e-9  # relative: the dual search stops when no price can beat its best point by more
 SHARE_TOL = 1e-3  # Newton tolerance of the shares at a dual point: they come out accurate to ~1e-6,
 # and c_j(λ), a minimum over the share, to rounding (its error is second order in theirs)
-NO_HINT = np.empty(0, dtype=np.int64)
 KINK_MARGIN = 1e-3  # kink steps within this fraction of the bracket from its ends are not taken
 SEARCH_CANDIDATES = 6  # moves evaluated exactly per local-search step
 SEARCH_STEPS = 100
 SEARCH_TOL = 1e-12  # relative: a move must improve the value by more than this to be taken
+NO_HINT = np.empty(0, dtype=np.int64)  # rank_by_cost's hint when no earlier order is at hand
 
 
 @dataclass(frozen=True)
