@@ -124,8 +124,8 @@ Sections: rounds, seed, deadline_s, energy_budget_j, server_time_s, results_dir,
 transport (shm, or zmq to reach ns-3 under `python -m cosim.ns3_server` at ns3_address);
 scenario.* (the ns-3 scenario), learning.* (model, lora, data, local_steps, batch_size, lr,
 eval_every ...), policy.* (name, v, k, solver, shares, mu_eta, rate, energy_price: what a joule
-costs the Lyapunov policies below their budget, 0 as in the paper), compute.* (f_min_hz, f_max_hz,
-kappa).
+costs the Lyapunov policies below their budget, min_participation: the share of rounds each device
+takes part in at least; both 0 as in the paper), compute.* (f_min_hz, f_max_hz, kappa).
 An unknown key names the closest valid ones. The run folder goes under results_dir.
 
 \b

@@ -44,6 +44,7 @@ class PolicyConfig:
     shares: str = "equal"
     rate: str = "paper"  # the rate model plans use (optimizer/rates.py)
     energy_price: float = 0.0  # ε of the Lyapunov policies: V·ε·(energy) joins the penalty
+    min_participation: float = 0.0  # r of the Lyapunov policies: each device in >= r of the rounds
 
     def __post_init__(self) -> None:
         if self.name not in POLICIES:
@@ -55,6 +56,8 @@ class PolicyConfig:
         _need(0 <= self.mu_eta < 1, "policy.mu_eta", self.mu_eta, "must be in [0, 1)")
         _need(math.isfinite(self.energy_price) and self.energy_price >= 0, "policy.energy_price",
               self.energy_price, "must be finite and >= 0")
+        _need(0 <= self.min_participation < 1, "policy.min_participation", self.min_participation,
+              "must be in [0, 1)")
         _need(self.solver in ("auto", "gurobi", "highs"), "policy.solver", self.solver,
               "one of auto, gurobi, highs")
         _need(self.k >= 1, "policy.k", self.k, "must be >= 1")

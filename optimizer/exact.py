@@ -83,6 +83,7 @@ def build_model(problem: RoundProblem, lay: Layout, found: SearchResult) -> Milp
     ncols = lay.columns
     counts = np.arange(1, n_max + 1)
     c = np.zeros(ncols)
+    c[:m] = problem.device_cost[lay.devices]
     c[lay.e0:lay.z0] = problem.queues[lay.devices[lay.live]]
     c[lay.z0:] = problem.count_terms[:n_max]
     jj = np.arange(m)

@@ -80,23 +80,23 @@ def log_marginal(code: int, b: Values, snr: Values) -> tuple[Values, Values]:
 
 @compiled
 def gather_devices(idx: Array, beta: Array, at_beta: Array, at_one: Array, snr: Array, log_scale: Array,
-                   queues: Array, tx_coef: Array, compute_energy: Array) -> Array:
+                   queues: Array, tx_coef: Array, compute_energy: Array, device_cost: Array) -> Array:
     """Per device of idx, what shares_at_price needs: β, ln β, ln h at β and at 1, snr, ln(Q A),
-    Q A and Q × compute energy."""
+    Q A and Q × compute energy + the device's own cost d."""
     n = idx.size
     out = np.empty((8, n))
     for k in range(n):
         i = idx[k]
         out[0, k], out[1, k] = beta[i], math.log(beta[i])
         out[2, k], out[3, k], out[4, k], out[5, k] = at_beta[i], at_one[i], snr[i], log_scale[i]
-        out[6, k], out[7, k] = queues[i] * tx_coef[i], queues[i] * compute_energy[i]
+        out[6, k], out[7, k] = queues[i] * tx_coef[i], queues[i] * compute_energy[i] + device_cost[i]
     return out
 
 
 @compiled
 def device_costs(code: int, b: Array, snr: Array, energy_a: Array, energy_c: Array, price: float) -> Array:
-    """c_j = energy_a_j / f(b_j) + energy_c_j + price·b_j: a device's weighted energy plus its band
-    at the price (energy_a = Q A, energy_c = Q × compute energy)."""
+    """c_j = energy_a_j / f(b_j) + energy_c_j + price·b_j: a device's weighted energy and own cost
+    plus its band at the price (energy_a = Q A, energy_c = Q × compute energy + d)."""
     c = np.empty(b.size)
     for i in range(b.size):
         c[i] = energy_a[i] / spectral_efficiency(code, b[i], snr[i]) + energy_c[i] + price * b[i]
@@ -112,7 +112,7 @@ def shares_at_price(code: int, price: float, beta: Array, lo: Array, at_one: Arr
     its cost there, by clamped Newton on ln b (ln h_j(b) = ln price) over the interior ones.
 
     Per device: beta, lo = ln β, at_one / at_beta = ln h at b = 1 / β (−inf where Q = 0), snr, scale =
-    ln(Q A) (ln h = scale + log_marginal), energy_a = Q A and energy_c = Q × compute energy (cost
+    ln(Q A) (ln h = scale + log_marginal), energy_a = Q A and energy_c = Q × compute energy + d (cost
     c = energy_a / f(b) + energy_c + price·b). The start interpolates between the edges (ln h is
     nearly linear in ln b) or, where warm_slope < 0, follows the tangent from (warm_y, warm_log_price).
     Returns (converged: each device's last step within `steps` no longer than tol, b, d ln h / d ln b

@@ -209,8 +209,8 @@ def local_search(problem: RoundProblem, devices: np.ndarray, start: np.ndarray,
                  near: DualPoint) -> tuple[float, np.ndarray, np.ndarray]:
     """Add/drop/swap moves ranked by their estimate at the current KKT price, checked exactly.
 
-    Joining costs a device c_j(price); leaving saves a member its energy plus its share at the
-    price; the count term changes by the step in weight·Φ. Since the members sit at their best
+    Joining costs a device c_j(price); leaving saves a member its energy and own cost plus its
+    share at the price; the count term changes by the step in weight·Φ. Since the members sit at their best
     shares for that price, each estimate is also the dual bound of the new schedule minus the
     current value: a move estimated >= 0 cannot improve, so only negative ones are evaluated with
     the exact split, the first improving one is taken, until none improves. The shares at the
@@ -228,7 +228,7 @@ def local_search(problem: RoundProblem, devices: np.ndarray, start: np.ndarray,
         mask[np.searchsorted(devices, current)] = False
         outside = devices[mask]
         n, spare = current.size, 1.0 - beta[current].sum()
-        keep = problem.queues[current] * problem.energy(current, b) + price * b
+        keep = problem.queues[current] * problem.energy(current, b) + problem.device_cost[current] + price * b
         b_all, slopes, y, costs = curves.at_price(price, slide, SHARE_TOL)
         if price > 0:
             slide = (y, slopes, price)

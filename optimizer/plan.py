@@ -15,8 +15,9 @@ from optimizer.problem import SHARE_TOL, RoundProblem
 class Plan:
     """Which devices go, their shares, and what the model predicts for them.
 
-    `convergence_term` and `energy_term` are the two parts of the objective as the policy sees it
-    (V·ω_t·Φ and Σ Q a E for the Lyapunov policies; Φ and 0 for policies without queues).
+    `convergence_term`, `energy_term` and `device_term` are the parts of the objective as the policy
+    sees it (V·ω_t·Φ, Σ Q a E and Σ a d for the Lyapunov policies; Φ, 0 and 0 for policies without
+    queues).
     `infeasible` maps devices to why they cannot make the deadline: unschedulable ones, and
     scheduled ones whose share is below their deadline minimum (baselines that ignore it).
     """
@@ -34,6 +35,7 @@ class Plan:
     infeasible: dict[int, str] = field(default_factory=dict)
     lower_bound: float | None = None
     reason: str = ""
+    device_term: float = 0.0
 
     def __post_init__(self) -> None:
         a = np.asarray(self.scheduled, dtype=bool)
@@ -62,7 +64,7 @@ class Plan:
 
     @property
     def objective(self) -> float:
-        return self.convergence_term + self.energy_term
+        return self.convergence_term + self.energy_term + self.device_term
 
     @property
     def late(self) -> list[int]:
@@ -108,6 +110,7 @@ def make_plan(problem: RoundProblem, idx: np.ndarray, shares: np.ndarray, *, sol
     return Plan(scheduled, b, delay, energy, phi=phi,
                 convergence_term=problem.convergence_term(idx.size) if queues else phi,
                 energy_term=float(problem.queues @ energy) if queues else 0.0,
+                device_term=float(problem.device_cost[idx].sum()) if queues else 0.0,
                 solver=solver, license=license, solve_time_s=solve_time_s,
                 infeasible=dict(sorted(infeasible.items())), lower_bound=lower_bound)
 

@@ -20,7 +20,7 @@ from optimizer.inputs import RoundInputs
 from optimizer.lagrangian import solve_lagrangian
 from optimizer.plan import Plan
 from optimizer.problem import RoundProblem
-from optimizer.queues import VirtualQueues
+from optimizer.queues import ParticipationQueues, VirtualQueues
 
 
 class Policy(Protocol):
@@ -39,12 +39,15 @@ class LyapunovPolicy:
     method 'exact' solves the round's MILP (solver 'auto', 'gurobi' or 'highs'); 'lagrangian' uses
     the fast price-and-local-search solver. ω_t = (1 − μη)^(T−1−t) over the horizon T. ε, the
     energy price (0 in the paper), makes energy cost something below the budget too: with ε = 0 a
-    device whose queue is empty spends freely, so the policy uses its whole budget.
+    device whose queue is empty spends freely, so the policy uses its whole budget. With
+    min_participation r > 0 (0 in the paper) each device also has a participation queue Z_k
+    (queues.ParticipationQueues) and taking part costs it −Z_k: every device takes part in at
+    least a share r of the rounds in the long run, so no device's data is left out for good.
     """
 
     def __init__(self, v: float = 10.0, horizon: int = 30, mu_eta: float = 0.0, method: str = "exact",
                  solver: str = "auto", rate: str = "paper", phi: Phi = partial_participation_phi,
-                 threads: int = 1, energy_price: float = 0.0) -> None:
+                 threads: int = 1, energy_price: float = 0.0, min_participation: float = 0.0) -> None:
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(f"v={v!r} must be finite and >= 0")
         if not (np.isfinite(energy_price) and energy_price >= 0):
@@ -56,35 +59,44 @@ class LyapunovPolicy:
             raise ValueError(f"method={method!r}; expected 'exact' or 'lagrangian'")
         self.name = "lyapunov" if method == "exact" else "lyapunov-fast"
         self.v, self.horizon, self.mu_eta, self.rate, self.phi = v, horizon, mu_eta, rate, phi
-        self.energy_price = energy_price
+        self.energy_price, self.min_participation = energy_price, min_participation
+        ParticipationQueues(1, min_participation)  # validates it
         self._solve: Callable[[RoundProblem], Plan] = (
             ExactSolver(solver, threads).solve if method == "exact" else solve_lagrangian)
         self.queues: VirtualQueues | None = None
+        self.participation: ParticipationQueues | None = None
         self._budget: np.ndarray | None = None
 
     def plan(self, inputs: RoundInputs) -> Plan:
         if self.queues is None:
             self.queues = VirtualQueues(inputs.devices)
+            self.participation = ParticipationQueues(inputs.devices, self.min_participation)
         q = self.queues.values
         if q.size != inputs.devices:
             raise ValueError(f"policy has queues for {q.size} devices, round has {inputs.devices}")
         weight = self.v * round_weight(inputs.round_index, self.horizon, self.mu_eta)
         self._budget = inputs.energy_budget_j
-        return self._solve(RoundProblem(inputs, q + self.v * self.energy_price, weight, self.rate, self.phi))
+        return self._solve(RoundProblem(inputs, q + self.v * self.energy_price, weight, self.rate, self.phi,
+                                        device_cost=-self.participation.values))
 
     def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
         if self.queues is None or self._budget is None:
             raise RuntimeError("observe() before plan()")
         self.queues.update(plan.scheduled, realised_energy_j, self._budget)
+        self.participation.update(plan.scheduled)
 
     def state_dict(self) -> dict:
         return {"queues": None if self.queues is None else self.queues.values,
+                "participation": None if self.participation is None else self.participation.values,
                 "budget": self._budget}
 
     def load_state_dict(self, state: dict) -> None:
         if state["queues"] is not None:
             self.queues = VirtualQueues(len(state["queues"]))
             self.queues.restore(state["queues"])
+            self.participation = ParticipationQueues(len(state["queues"]), self.min_participation)
+            if state.get("participation") is not None:  # (checkpoints from before the knob: all 0)
+                self.participation.restore(state["participation"])
         self._budget = state["budget"]
 
 

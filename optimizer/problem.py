@@ -1,6 +1,6 @@
 """The per-round Lyapunov problem and its exact continuous part (the bandwidth split).
 
-    minimise  weight·Φ(Σ a) + Σ_k Q_k a_k E_k(b_k)   s.t.  Σ b <= 1,  β_k a_k <= b_k <= a_k,  Σ a >= 1
+    minimise  weight·Φ(Σ a) + Σ_k a_k (Q_k E_k(b_k) + d_k)   s.t.  Σ b <= 1,  β_k a_k <= b_k <= a_k,  Σ a >= 1
 
 with E_k(b) = A_k / f_k(b) + C_k (transmit energy p·U / (B f(b)) plus compute energy). For a fixed
 schedule the rest is convex and separable: the KKT split equalises the marginal energy saving
@@ -34,13 +34,16 @@ def fitting_prefix(shares: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class RoundProblem:
-    """Inputs plus the Lyapunov state: queues Q_k and the weight V·ω_t of the convergence term."""
+    """Inputs plus the Lyapunov state: queues Q_k, the weight V·ω_t of the convergence term, and
+    d_k, what taking part costs device k apart from its energy (default 0; minus a participation
+    deficit rewards a device that has been left out)."""
 
     inputs: RoundInputs
     queues: np.ndarray
     weight: float
     rate: str = "paper"
     phi: Phi = partial_participation_phi
+    device_cost: np.ndarray | None = None
     model: RateModel = field(init=False, repr=False)
     beta: np.ndarray = field(init=False, repr=False)
     reasons: dict[int, str] = field(init=False, repr=False)
@@ -57,7 +60,11 @@ class RoundProblem:
             raise ValueError("queues must be finite and >= 0")
         if not (np.isfinite(self.weight) and self.weight >= 0):
             raise ValueError(f"weight={self.weight!r} (V·ω_t) must be finite and >= 0")
+        d = np.zeros(self.inputs.devices) if self.device_cost is None else np.array(self.device_cost, float)
+        if d.shape != q.shape or not np.all(np.isfinite(d)):
+            raise ValueError(f"device_cost must be finite with shape {q.shape}")
         object.__setattr__(self, "queues", q)
+        object.__setattr__(self, "device_cost", d)
         object.__setattr__(self, "model", rate_model(self.rate))
         beta, reasons = self._min_shares()
         object.__setattr__(self, "beta", beta)
@@ -267,7 +274,8 @@ class RoundProblem:
         if split is None:
             return np.inf, self.beta[idx].copy()
         b = split[0]
-        return self.convergence_term(idx.size) + float(self.queues[idx] @ self.energy(idx, b)), b
+        value = self.convergence_term(idx.size) + float(self.queues[idx] @ self.energy(idx, b))
+        return value + float(self.device_cost[idx].sum()), b
 
 
 CURVE_STEPS = 8  # clamped Newton steps of Curves.at_price before the safeguarded solve takes over
@@ -287,7 +295,7 @@ class Curves:
         (self.beta, self.lo, self.at_beta, self.at_one, self.snr, self.scale, self.energy_a,
          self.energy_c) = gather_devices(idx, problem.beta, *problem.edge_log_marginals, problem.snr,
                                          problem._log_scale, problem.queues, problem._tx_coef,
-                                         problem.inputs.compute_energy_j)
+                                         problem.inputs.compute_energy_j, problem.device_cost)
 
     def at_price(self, price: float, warm: tuple[np.ndarray, np.ndarray, float] | None = None,
                  tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

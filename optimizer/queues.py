@@ -38,3 +38,34 @@ class VirtualQueues:
         if not np.all(np.isfinite(budget)) or np.any(budget < 0):
             raise ValueError("energy budget must be finite and >= 0")
         self._q = np.maximum(self._q + np.where(a, spent, 0.0) - budget, 0.0)
+
+
+class ParticipationQueues:
+    """Z_k(t+1) = max(Z_k(t) + r − a_k, 0): how many rounds device k is behind taking part in a
+    share r of them. Minus Z_k, as a device's cost of taking part, makes the Lyapunov policy keep
+    every device's long-run participation at r or more."""
+
+    def __init__(self, devices: int, rate: float) -> None:
+        if devices < 1:
+            raise ValueError(f"devices={devices} must be >= 1")
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"min_participation={rate} must be in [0, 1)")
+        self.rate = rate
+        self._z = np.zeros(devices)
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._z.copy()
+
+    def restore(self, values: np.ndarray) -> None:
+        """Set the deficits (from `values` of a checkpoint)."""
+        z = np.array(values, dtype=float)
+        if z.shape != self._z.shape or not np.all(np.isfinite(z)) or np.any(z < 0):
+            raise ValueError(f"participation deficits must be {self._z.size} finite numbers >= 0")
+        self._z = z
+
+    def update(self, scheduled: np.ndarray) -> None:
+        a = np.asarray(scheduled, dtype=bool)
+        if a.shape != self._z.shape:
+            raise ValueError(f"scheduled has shape {a.shape}, expected {self._z.shape}")
+        self._z = np.maximum(self._z + self.rate - a, 0.0)

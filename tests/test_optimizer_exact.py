@@ -16,10 +16,12 @@ BACKENDS = ["gurobi", "highs"]
 
 
 def random_problem(rng: np.random.Generator, k: int, rate: str = "paper") -> RoundProblem:
-    """Tight deadlines (some devices out, β that matter), some empty queues, weights across scales."""
+    """Tight deadlines (some devices out, β that matter), some empty queues, weights across scales,
+    and in half the rounds per-device costs of either sign (participation rewards)."""
     inputs = random_inputs(rng, k, deadline_s=float(rng.uniform(3.0, 8.0)), mean_snr_db=(-10.0, 20.0))
     queues = rng.uniform(0.0, 5.0, k) * (rng.random(k) < 0.8)
-    return RoundProblem(inputs, queues, float(rng.uniform(0.0, 20.0)), rate=rate)
+    device_cost = rng.normal(0.0, 1.0, k) if rng.random() < 0.5 else None
+    return RoundProblem(inputs, queues, float(rng.uniform(0.0, 20.0)), rate=rate, device_cost=device_cost)
 
 
 def brute_force(problem: RoundProblem) -> tuple[float, set[int]]:

@@ -13,9 +13,11 @@ def test_bound_optimum_and_heuristic_are_ordered_with_a_small_gap():
     rng = np.random.default_rng(50)
     exact = ExactSolver("highs")
     gaps = []
-    for _ in range(12):
+    for i in range(16):
         inputs = random_inputs(rng, 50, deadline_s=float(rng.uniform(4.0, 8.0)), mean_snr_db=(-5.0, 20.0))
-        problem = RoundProblem(inputs, rng.uniform(0.0, 5.0, 50), float(rng.uniform(1.0, 30.0)))
+        device_cost = -rng.exponential(0.5, 50) if i % 2 else None  # participation rewards
+        problem = RoundProblem(inputs, rng.uniform(0.0, 5.0, 50), float(rng.uniform(1.0, 30.0)),
+                               device_cost=device_cost)
         fast, best = solve_lagrangian(problem), exact.solve(problem)
         scale = max(1.0, abs(best.objective))
         assert fast.lower_bound <= best.objective + 1e-9 * scale

@@ -35,6 +35,8 @@ def test_every_policy_returns_a_feasible_plan(name):
 
 def _fresh(name: str):
     kwargs = {"k": 3} if name.endswith("-k") else {}
+    if name.startswith("lyapunov"):  # both kinds of queue in the state
+        kwargs = {"min_participation": 0.3}
     return make_policy(name, **kwargs, **({"seed": 4} if name == "random-k" else {}))
 
 
@@ -157,3 +159,26 @@ def test_an_energy_price_spends_less_than_the_budget_and_still_schedules():
     assert energy[1] < 0.8 * float(np.mean(base.energy_budget_j)) and min(count) >= 1.0
     with pytest.raises(ValueError, match="energy_price=-1"):
         make_policy("lyapunov", energy_price=-1)
+
+
+def test_min_participation_keeps_every_device_in_its_share_of_rounds():
+    """With energy priced, the cheap devices would take every round and the expensive ones none;
+    participation queues bring every device to at least r of the rounds in the long run."""
+    k, rounds, r = 10, 400, 0.3
+    base = random_inputs(np.random.default_rng(2), k, deadline_s=6.0, mean_snr_db=(-5.0, 20.0))
+    channel = RayleighChannel(base, base.snr_db)
+    shares = {}
+    for rate in (0.0, r):
+        policy = make_policy("lyapunov-fast", v=5.0, horizon=rounds, energy_price=0.05,
+                             min_participation=rate)
+        rng = np.random.default_rng(3)
+        taken = np.zeros(k)
+        for t in range(rounds):
+            plan = policy.plan(channel.round(t, rng))
+            policy.observe(plan, plan.predicted_energy_j)
+            taken += plan.scheduled
+        shares[rate] = taken / rounds
+    assert shares[0.0].min() < r - 0.1  # without it some device is mostly left out
+    assert shares[r].min() >= r - 0.02, shares[r]
+    with pytest.raises(ValueError, match="min_participation=1.0"):
+        make_policy("lyapunov", min_participation=1.0)

@@ -30,7 +30,8 @@ def test_overrides_are_parsed_by_the_field_type():
     assert cfg.policy.kwargs(cfg.rounds, cfg.seed) == {"k": 3, "shares": "equal", "rate": "paper", "seed": 4}
     lyapunov = load_config("smoke", ["policy.energy_price=0.01"]).policy
     assert lyapunov.kwargs(10, 1) == {"v": lyapunov.v, "horizon": 10, "mu_eta": 0.0, "solver": "auto",
-                                      "rate": "paper", "threads": 1, "energy_price": 0.01}
+                                      "rate": "paper", "threads": 1, "energy_price": 0.01,
+                                      "min_participation": 0.0}
 
 
 def test_resolved_config_reloads_to_the_same(tmp_path):
@@ -57,6 +58,7 @@ def test_a_derived_key_that_disagrees_is_refused(tmp_path):
     ("scenario.devices=0", "scenario.devices=0 is invalid"),
     ("deadline_s=-1", "deadline_s=-1.0 is invalid: must be > 0"),
     ("policy.energy_price=-0.1", "policy.energy_price=-0.1 is invalid: must be finite and >= 0"),
+    ("policy.min_participation=1", "policy.min_participation=1.0 is invalid: must be in [0, 1)"),
     ("learning.lora.r=0", "learning.lora: LoRA rank r must be >= 1"),
     ("learning.data.devices=4", "learning.data.devices is set from scenario.devices"),
     ("scenario=3", "scenario is a section"),
