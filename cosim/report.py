@@ -16,6 +16,7 @@ the same energy" along the way, not only at the end, where the curves have flatt
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import warnings
@@ -62,16 +63,34 @@ class Run:
         return int(self.config["seed"])
 
     def label(self, by: tuple[str, ...]) -> str:
-        """The values of the dotted config keys `by`, joined: the group this run is averaged in."""
+        """The values of the dotted config keys `by`, joined: the group this run is averaged in. A
+        key the run's config.yaml lacks (written before the key existed) has its default value."""
         values = []
         for key in by:
             node: object = self.config
             for part in key.split("."):
                 if not isinstance(node, dict) or part not in node:
-                    raise NotARunFolder(f"{self.path}: its config.yaml has no key {key!r} to group by")
+                    node = config_default(key)
+                    if node is dataclasses.MISSING:
+                        raise NotARunFolder(f"{self.path}: its config.yaml has no key {key!r} to group by")
+                    break
                 node = node[part]
             values.append(str(node))
         return ", ".join(values)
+
+
+def config_default(key: str) -> object:
+    """The value of the dotted config key when a config leaves it out (dataclasses.MISSING when
+    there is no such key or it has no default)."""
+    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    value: object = dataclasses.MISSING
+    for part in key.split("."):
+        if part not in fields:
+            return dataclasses.MISSING
+        f = fields[part]
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        fields = {g.name: g for g in dataclasses.fields(value)} if dataclasses.is_dataclass(value) else {}
+    return value
 
 
 def _missing(folder: Path) -> list[str]:

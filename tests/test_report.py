@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cosim import rundir
@@ -137,6 +138,17 @@ def test_runs_can_be_grouped_by_any_config_keys(results, tmp_path):
     assert "lyapunov, 2" in set(both["group"])
     result = CliRunner().invoke(app, ["report", str(results), "--by", "policy.nope"])
     assert result.exit_code == 2 and "no key 'policy.nope' to group by" in " ".join(result.output.split())
+
+
+def test_a_key_older_runs_lack_groups_them_with_its_default(results, tmp_path):
+    """A run made before a config key existed ran with its default: it joins that group."""
+    config = next(results.glob("*-lyapunov-s1")) / "config.yaml"
+    data = yaml.safe_load(config.read_text())
+    del data["policy"]["energy_price"]
+    config.write_text(yaml.safe_dump(data))
+    table = write_report([str(results)], tmp_path / "out", by=("policy.name", "policy.energy_price"))[0]
+    means = table[table["row"] == "mean"].set_index("group")
+    assert means.loc["lyapunov, 0.0", "run"] == "2 run(s)"
 
 
 def test_accuracy_is_averaged_over_the_energy_every_curve_covers(results, tmp_path):
