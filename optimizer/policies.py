@@ -33,8 +33,8 @@ class Policy(Protocol):
 
 
 class LyapunovPolicy:
-    """Drift-plus-penalty: each round minimise V·(ω_t·Φ(Σa) + ε·Σ a_k E_k) + Σ Q_k a_k E_k(b_k),
-    then update Q.
+    """Drift-plus-penalty: each round minimise V·(ω_t·Φ(Σa) + ε·Σ a_k E_k) + Σ Q_k a_k E_k(b_k)
+    − Σ Z_k a_k, then update the queues Q (energy) and Z (participation).
 
     method 'exact' solves the round's MILP (solver 'auto', 'gurobi' or 'highs'); 'lagrangian' uses
     the fast price-and-local-search solver. ω_t = (1 − μη)^(T−1−t) over the horizon T. ε, the
