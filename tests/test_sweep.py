@@ -121,3 +121,18 @@ def test_rerunning_a_sweep_finishes_only_the_killed_run(ns3_binary, tmp_path):
     table = pd.read_csv(sweep.folder / "sweep.csv")
     assert list(table["status"]) == ["completed"] * 4 and set(table["seed"]) == {1, 2}
     assert "4 runs: 4 completed, 0 to run" in CliRunner().invoke(app, ["sweep", "run", str(path)]).output
+
+
+SWEEPS = Path(__file__).resolve().parents[1] / "cosim" / "sweeps"
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_shipped_sweep_files_build_every_point(path, tmp_path, monkeypatch):
+    """The README's sweeps, after the set-up their comments give (the cars' trace for mobility):
+    every point's config is valid, so a typo in a group cannot stop them."""
+    monkeypatch.chdir(tmp_path)
+    if "cosim sumo trace" in path.read_text():
+        command = path.read_text().split("cosim sumo trace", 1)[1].splitlines()[0].split()
+        assert CliRunner().invoke(app, ["sumo", "trace", *command]).exit_code == 0
+    points = load_sweep(path).points()
+    assert len({p.name for p in points}) == len(points) >= 8
