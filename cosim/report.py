@@ -63,8 +63,9 @@ class Run:
         return int(self.config["seed"])
 
     def label(self, by: tuple[str, ...]) -> str:
-        """The values of the dotted config keys `by`, joined: the group this run is averaged in. A
-        key the run's config.yaml lacks (written before the key existed) has its default value."""
+        """The group this run is averaged in, as legends and tables show it: the first key's value,
+        then `name=value` for each further key ("lyapunov, energy_price=0.01"). A key the run's
+        config.yaml lacks (written before the key existed) has its default value."""
         values = []
         for key in by:
             node: object = self.config
@@ -75,8 +76,14 @@ class Run:
                         raise NotARunFolder(f"{self.path}: its config.yaml has no key {key!r} to group by")
                     break
                 node = node[part]
-            values.append(str(node))
+            values.append(f"{_short_name(key)}={node}" if values else str(node))
         return ", ".join(values)
+
+
+def _short_name(key: str) -> str:
+    """The last part of a dotted key, or the part before a closing `name` (policy.name → policy)."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
 def config_default(key: str) -> object:
@@ -270,7 +277,7 @@ def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -
     """Three panels: accuracy vs round, cumulative energy per device vs round (with the budget), and
     accuracy vs cumulative energy per device (with the budget at the last round and the common
     energy of the table), the panel that compares policies at the same energy."""
-    fig, (acc_ax, energy_ax, trade_ax) = plt.subplots(1, 3, figsize=(16, 4))
+    fig, (acc_ax, energy_ax, trade_ax) = plt.subplots(1, 3, figsize=(16, 4.6))
     for i, (policy, (accuracy, energy)) in enumerate(_curves(runs, by).items()):
         color = f"C{i}"
         _band(acc_ax, accuracy, policy, color, 0.0, 1.0)
@@ -278,7 +285,7 @@ def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -
         _band(trade_ax, accuracy_by_energy(accuracy, energy), policy, color, 0.0, 1.0)
     budget = pd.concat([r.devices.groupby("round")["energy_budget_j"].mean() for r in runs], axis=1)
     budget = budget.mean(axis=1).cumsum()
-    energy_ax.plot(budget.index, budget, "k--", lw=1.5, label="budget")
+    energy_ax.plot(budget.index, budget, "k--", lw=1.5, label="budget (cumulative)")
     trade_ax.axvline(budget.iloc[-1], color="k", ls="--", lw=1.5, label="budget at the last round")
     lo, hi = energy_range(runs)
     trade_ax.axvspan(lo, hi, color="0.5", alpha=0.1, lw=0, label="energy range (table)")
@@ -290,10 +297,13 @@ def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -
                  title="Accuracy for the energy spent (mean, 95 % CI)")
     for ax in (acc_ax, energy_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    entries: dict[str, object] = {}  # one legend under the panels: groups first, then the reference lines
     for ax in (acc_ax, energy_ax, trade_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+        entries.update((label, handle) for handle, label in zip(*ax.get_legend_handles_labels(), strict=True))
+    columns = min(len(entries), 4)
+    fig.legend(entries.values(), entries.keys(), loc="lower center", ncol=columns, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 * -(-len(entries) // columns) + 0.02, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

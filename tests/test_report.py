@@ -135,7 +135,9 @@ def test_runs_can_be_grouped_by_any_config_keys(results, tmp_path):
     assert list(means.index) == ["1", "2"] and list(means["policy"]) == ["lyapunov,random-k"] * 2
     assert means.loc["1", "run"] == "2 run(s)" and png.is_file()
     both = write_report([str(results)], tmp_path / "both", by=("policy.name", "seed"))[0]
-    assert "lyapunov, 2" in set(both["group"])
+    assert "lyapunov, seed=2" in set(both["group"])
+    turned = write_report([str(results)], tmp_path / "turned", by=("seed", "policy.name"))[0]
+    assert "2, policy=random-k" in set(turned["group"])
     result = CliRunner().invoke(app, ["report", str(results), "--by", "policy.nope"])
     assert result.exit_code == 2 and "no key 'policy.nope' to group by" in " ".join(result.output.split())
 
@@ -148,7 +150,7 @@ def test_a_key_older_runs_lack_groups_them_with_its_default(results, tmp_path):
     config.write_text(yaml.safe_dump(data))
     table = write_report([str(results)], tmp_path / "out", by=("policy.name", "policy.energy_price"))[0]
     means = table[table["row"] == "mean"].set_index("group")
-    assert means.loc["lyapunov, 0.0", "run"] == "2 run(s)"
+    assert means.loc["lyapunov, energy_price=0.0", "run"] == "2 run(s)"
 
 
 def test_accuracy_is_averaged_over_the_energy_every_curve_covers(results, tmp_path):
