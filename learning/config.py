@@ -13,6 +13,7 @@ MODES = ("split", "unsplit")
 PARTITIONS = ("iid", "dirichlet", "shards")
 SERVER_OPTIMIZERS = ("fedavg", "fedavgm", "fedadam")
 SERVER_LR_DECAYS = ("constant", "cosine", "linear")
+AGGREGATION_WEIGHTS = ("samples", "inverse-participation")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -121,6 +122,13 @@ class TrainerConfig:
     - `rounds_hint`: the horizon of that decay, normally the number of rounds the run will take (>= 1);
       None (default) keeps η constant at `server_lr` whatever `server_lr_decay` says, since the horizon
       is unknown: pass it, or set `server_lr` for a constant η (5e-3 for `fedadam`).
+    - `aggregation_weights`: `"samples"` (default, FedAvg: n_k) or `"inverse-participation"`
+      (n_k / c_k, c_k = the rounds device k's update has been delivered in, this one included). A
+      scheduler that picks devices by cost delivers some devices far more often than others, and
+      FedAvg over what arrives then leans towards their data; dividing by the participation rate
+      c_k / t makes each device count in the long run by its data alone (as in analyses of
+      federated learning with arbitrary participation, e.g. Wang & Ji 2022). Under uniform or
+      round-robin choice all c_k are about equal and the two weightings nearly agree.
     """
 
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -140,6 +148,7 @@ class TrainerConfig:
     server_beta2: float = 0.99
     server_lr_decay: str = "cosine"
     rounds_hint: int | None = None
+    aggregation_weights: str = "samples"
 
     def __post_init__(self) -> None:
         _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
@@ -159,3 +168,5 @@ class TrainerConfig:
                f"server_lr_decay must be one of {SERVER_LR_DECAYS}, got {self.server_lr_decay!r}")
         _check(self.rounds_hint is None or self.rounds_hint >= 1,
                f"rounds_hint must be >= 1 or None, got {self.rounds_hint}")
+        _check(self.aggregation_weights in AGGREGATION_WEIGHTS,
+               f"aggregation_weights must be one of {AGGREGATION_WEIGHTS}, got {self.aggregation_weights!r}")

@@ -86,6 +86,7 @@ class SplitFedTrainer(_Experiment):
         self.sample_counts = np.array([len(part) for part in self.partitions])
         self.label_counts = label_counts(self.train_labels, self.partitions, len(self.label_names))
         self._rngs = [np.random.default_rng([config.seed, k]) for k in range(config.data.devices)]
+        self.deliveries = np.zeros(config.data.devices, dtype=np.int64)  # rounds each update arrived in
         self.global_server: State = trainable_state(self.model.server)
         self.global_device: State = trainable_state(self.model.device)
         # The server's optimiser over the aggregated updates: one for each part's global state.
@@ -151,7 +152,8 @@ class SplitFedTrainer(_Experiment):
             server_compute_s=clock.seconds["server"], loss=float(np.mean(losses)))
 
     def aggregate(self, updates: Mapping[int, Update], delivered: set[int]) -> None:
-        """FedAvg by sample count over the delivered updates, then the configured server optimiser step.
+        """FedAvg over the delivered updates (weights: `aggregation_weights`), then the configured server
+        optimiser step.
 
         Only delivered updates count; none delivered changes nothing (not even the server optimiser state).
         """
@@ -161,7 +163,10 @@ class SplitFedTrainer(_Experiment):
         arrived = [updates[k] for k in sorted(delivered)]
         if not arrived:
             return
+        self.deliveries[sorted(delivered)] += 1
         weights = [u.num_samples for u in arrived]
+        if self.config.aggregation_weights == "inverse-participation":
+            weights = [w / self.deliveries[u.device] for w, u in zip(weights, arrived, strict=True)]
         server_average = fedavg([u.server_state for u in arrived], weights)
         device_average = fedavg([u.device_state for u in arrived], weights)
         self.global_server = self._global_optimizers["server"].step(self.global_server, server_average)
@@ -169,11 +174,12 @@ class SplitFedTrainer(_Experiment):
 
     def state_dict(self) -> dict:
         """Everything later rounds depend on: the global states, the server optimisers' moments, the
-        devices' batch samplers and torch's generator (LoRA dropout). The base model is not in it."""
+        devices' batch samplers, their delivery counts and torch's generator (LoRA dropout). The base
+        model is not in it."""
         return {"global_server": self.global_server, "global_device": self.global_device,
                 "optimizers": {part: opt.state_dict() for part, opt in self._global_optimizers.items()},
                 "samplers": [rng.bit_generator.state for rng in self._rngs],
-                "torch_rng": torch.get_rng_state()}
+                "deliveries": self.deliveries.copy(), "torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state_dict()` of a trainer built from the same config."""
@@ -185,6 +191,8 @@ class SplitFedTrainer(_Experiment):
             opt.load_state_dict(state["optimizers"][part])
         for rng, sampler in zip(self._rngs, state["samplers"], strict=True):
             rng.bit_generator.state = sampler
+        # Checkpoints from before the delivery counts were kept: counted from here on.
+        self.deliveries = np.array(state.get("deliveries", np.zeros(len(self._rngs))), dtype=np.int64)
         torch.set_rng_state(state["torch_rng"])
 
     def evaluate(self) -> dict[str, float]:

@@ -69,6 +69,27 @@ def test_aggregate_counts_only_delivered_updates(files, server):
         trainer.local_train([0, 4])
 
 
+def test_inverse_participation_divides_each_weight_by_the_rounds_its_device_delivered(files):
+    """Round 1 delivers devices 0 and 2, round 2 devices 0 and 1: in round 2 device 0 has delivered
+    twice and device 1 once, so FedAvg weighs them n_0 / 2 and n_1 / 1; the counts are checkpointed."""
+    trainer = SplitFedTrainer(_config(files, {"server_optimizer": "fedavg",
+                                              "aggregation_weights": "inverse-participation"}))
+    trainer.aggregate(trainer.local_train([0, 1, 2]), {0, 2})
+    trainer.aggregate(trainer.local_train([0]), set())
+    second = trainer.local_train([0, 1])
+    trainer.aggregate(second, {0, 1})
+    n0, n1 = trainer.sample_counts[0], trainer.sample_counts[1]
+    expected = fedavg([second[0].server_state, second[1].server_state], [n0 / 2, n1 / 1])
+    for name, value in trainer.global_server.items():
+        torch.testing.assert_close(value, expected[name])
+    plain = fedavg([second[0].server_state, second[1].server_state], [n0, n1])
+    assert any(not torch.allclose(plain[name], value) for name, value in trainer.global_server.items())
+    assert list(trainer.deliveries) == [2, 1, 1, 0]
+    fresh = SplitFedTrainer(_config(files, {"aggregation_weights": "inverse-participation"}))
+    fresh.load_state_dict(trainer.state_dict())
+    assert list(fresh.deliveries) == [2, 1, 1, 0]
+
+
 def test_fedavgm_accumulates_momentum_by_hand():
     opt = ServerOptimizer("fedavgm", lr=0.5, momentum=0.9)
     g0 = {"w": torch.tensor([1.0, -2.0])}
@@ -108,7 +129,7 @@ def test_server_optimizer_ignores_undelivered_updates(files, server):
 def test_server_optimizer_settings_are_checked():
     for bad in ({"server_optimizer": "fedprox"}, {"server_lr": 0.0}, {"server_momentum": 1.0},
                 {"server_beta2": 1.0}, {"server_beta2": 0.0}, {"server_lr_decay": "step"},
-                {"rounds_hint": 0}):
+                {"rounds_hint": 0}, {"aggregation_weights": "uniform"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainerConfig(**bad)
     with pytest.raises(ValueError, match="decay must be one of"):
