@@ -66,12 +66,17 @@ class PolicyConfig:
 
     def kwargs(self, horizon: int, seed: int) -> dict[str, Any]:
         """Arguments of `make_policy(self.name, ...)`: the knobs the chosen policy's constructor takes."""
-        factory = POLICIES[self.name]
-        params = inspect.signature(factory).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # the Lyapunov lambdas
-            params = inspect.signature(LyapunovPolicy).parameters
+        takes = policy_parameters(self.name)
         offered = {**dataclasses.asdict(self), "horizon": horizon, "seed": seed, "threads": 1}
-        return {key: value for key, value in offered.items() if key in params and key != "name"}
+        return {key: value for key, value in offered.items() if key in takes and key != "name"}
+
+
+def policy_parameters(name: str) -> frozenset[str]:
+    """The constructor parameters of the policy called `name` (the knobs of PolicyConfig it uses)."""
+    params = inspect.signature(POLICIES[name]).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # the Lyapunov lambdas
+        params = inspect.signature(LyapunovPolicy).parameters
+    return frozenset(params)
 
 
 @dataclass(frozen=True)

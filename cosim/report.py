@@ -31,8 +31,9 @@ from matplotlib.ticker import MaxNLocator
 from rich.table import Table
 from scipy import stats
 
-from cosim.config import ExperimentConfig
+from cosim.config import ExperimentConfig, policy_parameters
 from cosim.plots import plt
+from optimizer import POLICIES
 
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
 GROUP_BY = ("policy.name",)  # runs with equal values of these config keys are averaged together
@@ -64,10 +65,16 @@ class Run:
 
     def label(self, by: tuple[str, ...]) -> str:
         """The group this run is averaged in, as legends and tables show it: the first key's value,
-        then `name=value` for each further key ("lyapunov, energy_price=0.01"). A key the run's
-        config.yaml lacks (written before the key existed) has its default value."""
+        then `name=value` for each further key ("lyapunov, energy_price=0.01"), leaving out a
+        further `policy.*` knob the run's policy does not take ("random-k, k=6", not "random-k, k=6,
+        energy_price=0.0"). A key the run's config.yaml lacks (written before the key existed) has
+        its default value."""
+        takes = policy_parameters(self.policy) if self.policy in POLICIES else None
         values = []
         for key in by:
+            section, _, knob = key.partition(".")
+            if values and section == "policy" and knob != "name" and takes is not None and knob not in takes:
+                continue
             node: object = self.config
             for part in key.split("."):
                 if not isinstance(node, dict) or part not in node:

@@ -138,6 +138,9 @@ def test_runs_can_be_grouped_by_any_config_keys(results, tmp_path):
     assert "lyapunov, seed=2" in set(both["group"])
     turned = write_report([str(results)], tmp_path / "turned", by=("seed", "policy.name"))[0]
     assert "2, policy=random-k" in set(turned["group"])
+    by = ("policy.name", "policy.k", "policy.energy_price")
+    knobs = write_report([str(results)], tmp_path / "knobs", by=by)[0]
+    assert set(knobs["group"]) == {"lyapunov, energy_price=0.0", "random-k, k=3"}  # each only its own knobs
     result = CliRunner().invoke(app, ["report", str(results), "--by", "policy.nope"])
     assert result.exit_code == 2 and "no key 'policy.nope' to group by" in " ".join(result.output.split())
 
