@@ -182,3 +182,32 @@ def test_min_participation_keeps_every_device_in_its_share_of_rounds():
     assert shares[r].min() >= r - 0.02, shares[r]
     with pytest.raises(ValueError, match="min_participation=1.0"):
         make_policy("lyapunov", min_participation=1.0)
+
+
+def test_a_high_energy_price_with_participation_queues_waits_for_good_channels():
+    """ε = 1 makes energy outweigh the convergence term, so a device takes part once its deficit
+    Z_k outgrows its priced energy: about as many devices per round and rounds per device as
+    round-robin-k with k = r·K, but in rounds whose fading is better, for less energy."""
+    k, rounds, r = 10, 400, 0.4
+    base = random_inputs(np.random.default_rng(2), k, deadline_s=6.0, mean_snr_db=(0.0, 20.0))
+    channel = RayleighChannel(base, base.snr_db)
+    taken, energy, fading = {}, {}, {}
+    for name, options in (("lyapunov-fast", {"v": 5.0, "horizon": rounds, "energy_price": 1.0,
+                                             "min_participation": r}),
+                          ("round-robin-k", {"k": round(r * k), "shares": "deadline"})):
+        policy = make_policy(name, **options)
+        rng = np.random.default_rng(3)
+        taken[name], energy[name], gains = np.zeros(k), 0.0, []
+        for t in range(rounds):
+            inputs = channel.round(t, rng)
+            plan = policy.plan(inputs)
+            policy.observe(plan, plan.predicted_energy_j)
+            taken[name] += plan.scheduled
+            energy[name] += float(plan.predicted_energy_j[plan.scheduled].sum())
+            gains += list((inputs.snr_db - base.snr_db)[plan.scheduled])
+        fading[name] = float(np.mean(gains))
+    lyapunov, rr = taken["lyapunov-fast"], taken["round-robin-k"]
+    assert lyapunov.min() / rounds >= r - 0.02, lyapunov / rounds
+    assert abs(lyapunov.sum() / rr.sum() - 1.0) < 0.03
+    assert fading["lyapunov-fast"] > fading["round-robin-k"] + 1.5, fading
+    assert energy["lyapunov-fast"] < 0.92 * energy["round-robin-k"], energy
