@@ -280,12 +280,25 @@ def _band(ax, frame: pd.DataFrame, label: str, color, lo: float, hi: float = np.
                     alpha=0.2, lw=0)
 
 
+def mark_budget(ax, budget_j: float, reach_j: float) -> None:
+    """The budget at the last round on the accuracy-for-energy panel: a line when it lies within
+    1.5 × the energy the curves reach; further out the axis ends at the curves (a policy far below
+    its budget would otherwise squeeze every curve into a corner) and a note names the budget."""
+    if budget_j <= 1.5 * reach_j:
+        ax.axvline(budget_j, color="k", ls="--", lw=1.5, label="budget at the last round")
+        return
+    ax.set_xlim(0.0, 1.05 * reach_j)
+    ax.annotate(f"budget at the last round: {budget_j:.3g} J →", xy=(0.98, 0.04), xycoords="axes fraction",
+                ha="right", va="bottom", fontsize=9)
+
+
 def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -> Path:
     """Three panels: accuracy vs round, cumulative energy per device vs round (with the budget), and
-    accuracy vs cumulative energy per device (with the budget at the last round and the common
-    energy of the table), the panel that compares policies at the same energy."""
+    accuracy vs cumulative energy per device (with the budget at the last round, see mark_budget,
+    and the common energy of the table), the panel that compares policies at the same energy."""
     fig, (acc_ax, energy_ax, trade_ax) = plt.subplots(1, 3, figsize=(16, 4.6))
-    for i, (policy, (accuracy, energy)) in enumerate(_curves(runs, by).items()):
+    curves = _curves(runs, by)
+    for i, (policy, (accuracy, energy)) in enumerate(curves.items()):
         color = f"C{i}"
         _band(acc_ax, accuracy, policy, color, 0.0, 1.0)
         _band(energy_ax, energy, policy, color, 0.0)
@@ -293,7 +306,8 @@ def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -
     budget = pd.concat([r.devices.groupby("round")["energy_budget_j"].mean() for r in runs], axis=1)
     budget = budget.mean(axis=1).cumsum()
     energy_ax.plot(budget.index, budget, "k--", lw=1.5, label="budget (cumulative)")
-    trade_ax.axvline(budget.iloc[-1], color="k", ls="--", lw=1.5, label="budget at the last round")
+    reach = max(float(energy.mean(axis=1).max()) for _, energy in curves.values())
+    mark_budget(trade_ax, float(budget.iloc[-1]), reach)
     lo, hi = energy_range(runs)
     trade_ax.axvspan(lo, hi, color="0.5", alpha=0.1, lw=0, label="energy range (table)")
     trade_ax.axvline(hi, color="0.5", ls=":", lw=1.5, label="common energy (table)")

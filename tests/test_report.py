@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +14,15 @@ from typer.testing import CliRunner
 from cosim import rundir
 from cosim.cli import app
 from cosim.config import load_config
-from cosim.report import NotARunFolder, _curves, accuracy_by_energy, load_run, resolve_runs, write_report
+from cosim.report import (
+    NotARunFolder,
+    _curves,
+    accuracy_by_energy,
+    load_run,
+    mark_budget,
+    resolve_runs,
+    write_report,
+)
 
 ROUNDS = 3
 # (policy, seed) -> accuracy per round, energy per (round, device) of the two devices
@@ -89,6 +98,18 @@ def test_accuracy_by_energy_sits_at_the_mean_energy_over_seeds(results):
     frame = accuracy_by_energy(accuracy, energy)
     np.testing.assert_allclose(frame.index, [0.25, 0.45, 0.6])
     np.testing.assert_allclose(frame.to_numpy(), [[0.2, 0.3], [0.4, 0.5], [0.6, 0.8]])
+
+
+def test_a_budget_far_beyond_the_curves_is_named_not_drawn():
+    fig, (near, far) = plt.subplots(1, 2)
+    near.plot([0.5, 5.0], [0.5, 0.9])
+    mark_budget(near, 6.0, 5.0)  # within 1.5 x the curves: a line at the budget
+    assert [line.get_xdata()[0] for line in near.get_lines()[1:]] == [6.0]
+    far.plot([0.5, 5.0], [0.5, 0.9])
+    mark_budget(far, 20.0, 5.0)  # beyond: the axis ends at the curves, a note names the budget
+    assert far.get_xlim() == pytest.approx((0.0, 5.25)) and len(far.get_lines()) == 1
+    assert [t.get_text() for t in far.texts] == ["budget at the last round: 20 J →"]
+    plt.close(fig)
 
 
 def test_cli_accepts_globs_and_prints_the_table(results, tmp_path):
