@@ -110,6 +110,10 @@ def scenario_from_dict(data) -> ScenarioConfig:
     if unknown:
         raise ConfigError(f"unknown scenario keys {unknown}: does the client run another cosim version?")
     kw = dict(data)
+    if kw.get("ns3_attributes"):  # attributes can name files on this host: its user sets them here
+        raise ConfigError("scenario.ns3_attributes cannot be sent to an ns-3 server; run ns-3 locally "
+                          "(transport=shm) to set ns-3 attributes")
+    kw["ns3_attributes"] = ()
     for key in ("trace_file", "flow_monitor_xml"):  # paths on this (the ns-3) host
         if kw.get(key) is not None:
             kw[key] = Path(kw[key])

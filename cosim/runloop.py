@@ -11,8 +11,13 @@ Models the scheduler plans with (documented here because the results depend on t
   (see `device_flops_per_sample`).
 - downlink rate: the report gives the uplink SNR over the whole band; the path gain is reciprocal,
   so the downlink SNR is that plus (P_bs − P_ue) − (NF_ue − NF_bs) dB, the same for any sub-band
-  (both radios keep the base station's power per Hz). The estimate assumes an equal share B/K:
-  r_dl = (B/K)·min(log2(1 + SNR_dl), 6 bit/s/Hz, the highest MCS of both radios).
+  (both radios keep the base station's power per Hz). Each device has B/K of the downlink (the
+  ideal-FDMA radio enacts exactly that): r_dl = (B/K)·min(log2(1 + SNR_dl / margin), cap), with
+  the link adaptation's margin and cap (`scenario.link_margin_db`, `max_spectral_efficiency`; on
+  LTE the cap is the peak of its single-layer 64-QAM table, LTE_PEAK_SPECTRAL_EFFICIENCY).
+- uplink: the rate model sees the reported SNR less `scenario.link_margin_db`, the gap the
+  ideal-FDMA radio's link adaptation keeps (so it plans the radio's rate exactly when the SNR holds
+  and no cap binds); sizes are bytes on the wire, 8 bits each.
 - server time: `server_time_s` when configured, otherwise the mean measured server compute per
   device of the previous round (0 before the first).
 - uplink rate: the rate model's, times each device's rate efficiency learnt from ns-3's outcomes
@@ -48,7 +53,9 @@ from cosim.transport_zmq import ZmqSimulation
 from learning.trainer import SplitFedTrainer, Update
 from optimizer import Plan, Policy, RoundInputs, VirtualQueues, load_kernels, make_policy
 
-MAX_SPECTRAL_EFFICIENCY = 6.0  # bit/s/Hz
+# bit/s/Hz: LTE's largest transport block on 100 resource blocks (I_TBS 26, 75,376 bits per 1 ms TTI,
+# 3GPP TS 36.213 Table 7.1.7.2.1-1) over 20 MHz
+LTE_PEAK_SPECTRAL_EFFICIENCY = 75_376 / 1e-3 / 20e6
 
 
 def device_flops_per_sample(seq_len: int, hidden: int, labels: int) -> float:
@@ -82,8 +89,9 @@ def downlink_rate_bps(report: ChannelReport, scenario: ScenarioConfig) -> np.nda
     """Estimated downlink rate per device at an equal share of the band (see the module doc)."""
     gain_db = (scenario.bs_tx_power_dbm - scenario.ue_tx_power_dbm) \
         - (scenario.ue_noise_figure_db - scenario.bs_noise_figure_db)
-    se = np.minimum(np.log2(1.0 + 10.0 ** ((report.snr_db + gain_db) / 10.0)), MAX_SPECTRAL_EFFICIENCY)
-    return np.maximum(se, 1e-3) * report.bandwidth_hz / scenario.devices
+    cap = LTE_PEAK_SPECTRAL_EFFICIENCY if scenario.radio == "lte" else scenario.max_spectral_efficiency
+    se = np.log2(1.0 + 10.0 ** ((report.snr_db + gain_db - scenario.link_margin_db) / 10.0))
+    return np.clip(se, 1e-3, cap) * report.bandwidth_hz / scenario.devices
 
 
 @contextmanager
@@ -273,7 +281,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
                 tx_power_w=tx_power_w, compute_energy_j=compute.energy_j,
                 energy_budget_j=cfg.energy_budget_j, server_time_s=server_time_s,
                 deadline_s=cfg.deadline_s * (1.0 - cfg.deadline_margin), bandwidth_hz=report.bandwidth_hz,
-                round_index=t,
+                round_index=t, snr_gap_db=cfg.scenario.link_margin_db,
                 rate_efficiency=calibration.efficiency if cfg.calibrate_rate else 1.0)
             with timed(times, "plan_wall_s"):
                 plan = policy.plan(inputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -11,6 +12,8 @@ MOBILITY = ("constant", "random-walk", "random-waypoint", "gauss-markov", "ns2")
 PROPAGATION = ("uma", "umi", "log-distance")
 FADING = ("rayleigh", "nakagami", "none")
 LTE_BANDWIDTHS_HZ = (1.4e6, 3e6, 5e6, 10e6, 15e6, 20e6)
+# an ns-3 attribute default for the scenario's command line; it wins over the project's defaults
+NS3_ATTRIBUTE = re.compile(r"ns3::[A-Za-z][A-Za-z0-9_]*(::[A-Za-z][A-Za-z0-9_]*)+=[^\s]+")
 
 
 class ConfigError(ValueError):
@@ -44,6 +47,10 @@ class ScenarioConfig:
     bs_height_m: float = 25.0
     ue_height_m: float = 1.5
     packet_bytes: int = 1400
+    link_margin_db: float = 3.0
+    max_spectral_efficiency: float | None = None
+    fdma_bins: int = 1000
+    ns3_attributes: tuple[str, ...] = ()
     rng_seed: int = 1
     rng_run: int = 1
     flow_monitor_xml: Path | None = None
@@ -77,8 +84,17 @@ class ScenarioConfig:
             need(any(abs(self.bandwidth_hz - b) < 1 for b in LTE_BANDWIDTHS_HZ), "bandwidth_hz",
                  "LTE supports 1.4, 3, 5, 10, 15 or 20 MHz")
         need(self.packet_bytes >= 64, "packet_bytes", "must be >= 64")
+        need(0 <= self.link_margin_db <= 30, "link_margin_db", "must be in [0, 30] dB")
+        need(self.max_spectral_efficiency is None or self.max_spectral_efficiency > 0,
+             "max_spectral_efficiency", "must be > 0 bit/s/Hz (or null for no cap)")
+        need(isinstance(self.fdma_bins, int) and self.devices <= self.fdma_bins <= 100_000, "fdma_bins",
+             "an integer from scenario.devices (each device owns a downlink part) to 100000")
         need(self.rng_seed >= 1, "rng_seed", "must be >= 1")
         need(self.rng_run >= 1, "rng_run", "must be >= 1")
+        object.__setattr__(self, "ns3_attributes", tuple(self.ns3_attributes))
+        for item in self.ns3_attributes:
+            need(isinstance(item, str) and NS3_ATTRIBUTE.fullmatch(item) is not None, "ns3_attributes",
+                 f"{item!r} is not of the form ns3::Class::Attribute=value")
         if self.mobility == "ns2":
             need(self.trace_file is not None, "trace_file", "an ns-2 trace is needed for mobility=ns2")
             need(Path(self.trace_file).is_file(), "trace_file", "file does not exist")
@@ -108,6 +124,9 @@ class ScenarioConfig:
             "bsHeight": self.bs_height_m,
             "ueHeight": self.ue_height_m,
             "packetBytes": self.packet_bytes,
+            "linkMargin": self.link_margin_db,
+            "maxSpectralEfficiency": self.max_spectral_efficiency or 0.0,
+            "fdmaBins": self.fdma_bins,
             "RngSeed": self.rng_seed,
             "RngRun": self.rng_run,
         }
@@ -115,7 +134,9 @@ class ScenarioConfig:
             flags["traceFile"] = Path(self.trace_file).resolve()
         if self.flow_monitor_xml is not None:
             flags["flowMonitor"] = Path(self.flow_monitor_xml).resolve()
-        return [f"--{k}={v!r}" if isinstance(v, float) else f"--{k}={v}" for k, v in flags.items()]
+        args = [f"--{k}={v!r}" if isinstance(v, float) else f"--{k}={v}" for k, v in flags.items()]
+        return args + [f"--{item}" for item in self.ns3_attributes]
 
     def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items()}

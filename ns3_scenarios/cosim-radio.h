@@ -36,6 +36,10 @@ struct ScenarioParams
     double bsHeightM{25.0};
     double ueHeightM{1.5};
     uint32_t packetBytes{1400};           ///< application payload per packet
+    // ideal-fdma link adaptation and granularity
+    double linkMarginDb{3.0};             ///< SNR gap of the link adaptation to Shannon (dB)
+    double maxSpectralEfficiency{0.0};    ///< cap on the spectral efficiency (bit/s/Hz), 0 = none
+    uint32_t fdmaBins{1000};              ///< sub-bands across B; shares are whole numbers of them
 };
 
 /// What the base station measured of one device (the rest of ReportRecord is filled by main).
@@ -84,6 +88,10 @@ class CosimRadio
 };
 
 std::unique_ptr<CosimRadio> MakeLteRadio();
+
+/// The project's defaults for ns-3 attributes of the LTE stack (RLC, TCP, PHY options), set
+/// before the command line is parsed so that a user's --ns3::Class::Attribute=value wins.
+void SetLteDefaults();
 std::unique_ptr<CosimRadio> MakeIdealFdmaRadio();
 
 /// The large-scale + fast-fading propagation chain selected by the parameters, shared by both

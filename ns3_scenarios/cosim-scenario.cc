@@ -226,6 +226,7 @@ main(int argc, char* argv[])
     double deadlineS = 10.0;
     std::string shares;
 
+    SetLteDefaults(); // before Parse: --ns3::Class::Attribute=value on the command line wins
     CommandLine cmd(__FILE__);
     cmd.Usage("Split federated learning over one macro cell: channel reports and round transfers\n"
               "for a Python driver over shared memory (--shm), or standalone (--rounds).");
@@ -247,6 +248,14 @@ main(int argc, char* argv[])
     cmd.AddValue("bsNoiseFigure", "base station noise figure (dB)", p.bsNoiseFigureDb);
     cmd.AddValue("ueNoiseFigure", "device noise figure (dB)", p.ueNoiseFigureDb);
     cmd.AddValue("packetBytes", "application payload per packet (bytes)", p.packetBytes);
+    cmd.AddValue("linkMargin",
+                 "ideal-fdma: SNR gap of the link adaptation to Shannon, log2(1 + SNR/margin) (dB)",
+                 p.linkMarginDb);
+    cmd.AddValue("maxSpectralEfficiency",
+                 "ideal-fdma: cap on the link adaptation's spectral efficiency (bit/s/Hz; 0 = none)",
+                 p.maxSpectralEfficiency);
+    cmd.AddValue("fdmaBins", "ideal-fdma: equal sub-bands across the band; shares are whole bins",
+                 p.fdmaBins);
     cmd.AddValue("cellRadius", "devices are placed uniformly in a disc of this radius (m)", m.cellRadiusM);
     cmd.AddValue("minDistance", "minimum distance of a device to the base station (m)", m.minDistanceM);
     cmd.AddValue("mobility", "constant | random-walk | random-waypoint | gauss-markov | ns2", m.model);

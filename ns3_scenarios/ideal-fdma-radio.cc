@@ -1,12 +1,14 @@
 // `--radio=ideal-fdma`: the paper's FDMA model, carried packet by packet on a SpectrumChannel.
 //
-// The band B is cut into kBins equal bins. Each scheduled device gets a contiguous run of uplink
-// bins (prefix sums of the shares, in order of device id); the plan's shares are the uplink's.
-// The downlink band (FDD: a channel of its own) is split equally among the scheduled devices, as
-// a base station serving n users does without a plan for it, so the scheduler's downlink
-// estimate at an equal share B/K is never optimistic. Transmit power is spread evenly over the
-// run, so a narrower run has a higher PSD. The device picks its spectral efficiency from the SNR the base station last
-// measured, each packet is decoded if the SINR it actually met (fresh fading, current path loss,
+// The band B is cut into --fdmaBins equal bins. Each scheduled device gets a contiguous run of
+// uplink bins (prefix sums of the shares, in order of device id); the plan's shares are the
+// uplink's. The downlink band (FDD: a channel of its own) is cut into K equal parts, one per
+// device of the cell, whether or not it is scheduled: the paper's fixed downlink rate per device,
+// and what the scheduler plans with (B/K at the base station's power per Hz). Transmit power is
+// spread evenly over the run, so a narrower run has a higher PSD. Link adaptation: the device
+// sends at log2(1 + SNR / margin) bit/s/Hz (--linkMargin), optionally capped
+// (--maxSpectralEfficiency), where SNR is what the base station last measured over the device's
+// run; each packet is decoded if the SINR it actually met (fading, current path loss,
 // interference) supports that spectral efficiency, and lost packets are sent again (ARQ) until
 // the transfer is complete or the round's deadline passes.
 #include "cosim-radio.h"
@@ -37,10 +39,7 @@ namespace cosim
 namespace
 {
 
-constexpr uint32_t kBins = 1000;  ///< bins across B (20 kHz at 20 MHz): a share is within 0.001
-constexpr double kMarginDb = 3.0; ///< SNR gap of the link adaptation to the Shannon bound
-constexpr double kMaxSe = 6.0;    ///< bit/s/Hz of the highest modulation and coding
-constexpr double kMinSe = 1e-3;   ///< keeps a packet's duration finite at a hopeless SNR
+constexpr double kMinSe = 1e-3; ///< keeps a packet's duration finite at a hopeless SNR
 const Time kSounding = MicroSeconds(50);
 /// Sounding slots are spaced by more than the largest propagation delay difference (15 km).
 const Time kSoundingSlot = MicroSeconds(100);
@@ -58,12 +57,13 @@ WToDbm(double w)
     return 10.0 * std::log10(w) + 30.0;
 }
 
-/// Spectral efficiency the link adaptation picks for an SNR over the transmitted band.
+/// Spectral efficiency the link adaptation picks for an SNR (linear) over the transmitted band.
 double
-SpectralEfficiency(double snr)
+SpectralEfficiency(const ScenarioParams& p, double snr)
 {
-    double se = std::log2(1.0 + snr / std::pow(10.0, kMarginDb / 10.0));
-    return std::isfinite(se) ? std::clamp(se, kMinSe, kMaxSe) : kMinSe;
+    double se = std::log2(1.0 + snr / std::pow(10.0, p.linkMarginDb / 10.0));
+    double cap = p.maxSpectralEfficiency > 0 ? p.maxSpectralEfficiency : std::numeric_limits<double>::max();
+    return std::isfinite(se) ? std::clamp(se, kMinSe, cap) : kMinSe;
 }
 
 /// One direction of one device's payload in the current round.
@@ -129,6 +129,7 @@ class IdealFdmaRadio : public CosimRadio
     Ptr<SpectrumValue> FlatPsd(uint32_t lo, uint32_t hi, double powerW) const;
 
     ScenarioParams m_p;
+    uint32_t m_bins{0};
     double m_binWidth{0};
     double m_bsNoisePsd{0}; ///< W/Hz incl. noise figure
     double m_ueNoisePsd{0};
@@ -151,13 +152,24 @@ void
 IdealFdmaRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues)
 {
     m_p = params;
-    m_binWidth = params.bandwidthHz / kBins;
+    m_bins = params.fdmaBins;
+    if (m_bins < params.devices)
+    {
+        throw std::runtime_error("radio ideal-fdma: --fdmaBins=" + std::to_string(m_bins) +
+                                 " gives fewer bins than the " + std::to_string(params.devices) +
+                                 " devices' downlink parts; use at least --devices bins");
+    }
+    if (!(params.linkMarginDb >= 0) || !(params.maxSpectralEfficiency >= 0))
+    {
+        throw std::runtime_error("radio ideal-fdma: --linkMargin and --maxSpectralEfficiency must be >= 0");
+    }
+    m_binWidth = params.bandwidthHz / m_bins;
     m_bsNoisePsd = DbmToW(NoisePsdDbmHz(params));
     m_ueNoisePsd = DbmToW(-174.0 + params.ueNoiseFigureDb);
 
-    Bands bands(kBins);
+    Bands bands(m_bins);
     double f0 = params.frequencyHz - params.bandwidthHz / 2;
-    for (uint32_t i = 0; i < kBins; ++i)
+    for (uint32_t i = 0; i < m_bins; ++i)
     {
         bands[i].fl = f0 + i * m_binWidth;
         bands[i].fc = bands[i].fl + m_binWidth / 2;
@@ -183,7 +195,7 @@ IdealFdmaRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeCont
     };
     m_bs = CreateObject<FdmaPhy>();
     m_bs->Configure(bsMobility, m_dlChannel, m_model, m_bsNoisePsd, onRx);
-    m_bs->Listen(0, kBins);
+    m_bs->Listen(0, m_bins);
     m_ulChannel->AddRx(m_bs);
     m_dev.resize(ues.GetN());
     for (uint32_t k = 0; k < ues.GetN(); ++k)
@@ -252,12 +264,12 @@ void
 IdealFdmaRadio::Sound(uint32_t k)
 {
     auto s = Create<FdmaSignal>();
-    s->psd = FlatPsd(0, kBins, DbmToW(m_p.ueTxPowerDbm));
+    s->psd = FlatPsd(0, m_bins, DbmToW(m_p.ueTxPowerDbm));
     s->duration = kSounding;
     s->kind = FdmaSignal::SOUNDING;
     s->device = k;
     s->lo = 0;
-    s->hi = kBins;
+    s->hi = m_bins;
     s->epoch = m_epoch;
     s->dst = PeekPointer(m_bs);
     m_dev[k].phy->Send(s);
@@ -302,13 +314,7 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
     double bsTxW = DbmToW(m_p.bsTxPowerDbm);
     uint32_t nextBin = 0;
     double shareSum = 0.0;
-    uint32_t receivers = 0;
-    for (uint32_t k = 0; k < n; ++k)
-    {
-        receivers += byId[k] && byId[k]->scheduled && byId[k]->bandwidth_share > 0;
-    }
-    const uint32_t dlBins = receivers > 0 ? kBins / receivers : 0;
-    uint32_t nextDlBin = 0;
+    const uint32_t dlBins = m_bins / n; // every device of the cell owns one downlink part
     m_pending = 0;
     for (uint32_t k = 0; k < n; ++k)
     {
@@ -331,9 +337,9 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
             continue;
         }
         shareSum += std::min(r->bandwidth_share, 1.0);
-        uint32_t end = static_cast<uint32_t>(std::llround(std::min(shareSum, 1.0) * kBins));
+        uint32_t end = static_cast<uint32_t>(std::llround(std::min(shareSum, 1.0) * m_bins));
         uint32_t bins = std::max(end, nextBin + 1) - nextBin;
-        uint32_t lo = std::min(nextBin, kBins - bins);
+        uint32_t lo = std::min(nextBin, m_bins - bins);
         if (lo < nextBin)
         {
             NS_LOG_WARN("shares exceed the band: device " << k << " overlaps its neighbours");
@@ -349,25 +355,24 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         up.lo = lo;
         up.hi = lo + bins;
         up.psd = FlatPsd(up.lo, up.hi, ueTxW);
-        up.se = SpectralEfficiency(m_measuredRxW[k] / (m_bsNoisePsd * width));
+        up.se = SpectralEfficiency(m_p, m_measuredRxW[k] / (m_bsNoisePsd * width));
         up.rateBps = up.se * width;
         up.total = r->uplink_bytes;
 
-        // the server sends on its equal part of the downlink band with its power per Hz; the
+        // the server sends on the device's part of the downlink band with its power per Hz; the
         // path gain is reciprocal
         Transfer& down = d.down;
         down.kind = FdmaSignal::DOWNLINK;
         down.device = k;
         down.tx = m_bs;
         down.rx = d.phy;
-        down.lo = nextDlBin;
-        down.hi = nextDlBin + dlBins;
-        nextDlBin += dlBins;
+        down.lo = k * dlBins;
+        down.hi = down.lo + dlBins;
         double downWidth = dlBins * m_binWidth;
-        double downTxW = bsTxW * dlBins / kBins;
+        double downTxW = bsTxW * dlBins / m_bins;
         down.psd = FlatPsd(down.lo, down.hi, downTxW);
         double gain = m_measuredRxW[k] / ueTxW;
-        down.se = SpectralEfficiency(downTxW * gain / (m_ueNoisePsd * downWidth));
+        down.se = SpectralEfficiency(m_p, downTxW * gain / (m_ueNoisePsd * downWidth));
         down.rateBps = down.se * downWidth;
         down.total = r->downlink_bytes;
 

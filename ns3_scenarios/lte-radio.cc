@@ -206,25 +206,13 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
         throw std::runtime_error("radio lte: at most 319 devices per cell (SRS periodicity 320 ms)");
     }
 
+    // what the scenario's own flags set (--ueTxPower, ...) and what follows from K
     Config::SetDefault("ns3::LteEnbRrc::SrsPeriodicity", UintegerValue(m_srsPeriodMs));
-    Config::SetDefault("ns3::LteEnbRrc::EpsBearerToRlcMapping", EnumValue(LteEnbRrc::RLC_AM_ALWAYS));
-    Config::SetDefault("ns3::LteRlcAm::MaxTxBufferSize", UintegerValue(2 * 1024 * 1024));
-    // ns-3 RLC AM cannot re-segment: a PDU to retransmit that is larger than the (link-adapted)
-    // grant would otherwise block the bearer for good
-    Config::SetDefault("ns3::LteRlcAm::TxOpportunityForRetxAlwaysBigEnough", BooleanValue(true));
-    Config::SetDefault("ns3::LteUePhy::EnableUplinkPowerControl", BooleanValue(false));
-    // PDCCH errors off: a lost grant would silently shrink the share the plan gave
-    Config::SetDefault("ns3::LteSpectrumPhy::CtrlErrorModelEnabled", BooleanValue(false));
     Config::SetDefault("ns3::LteUePhy::TxPower", DoubleValue(params.ueTxPowerDbm));
     Config::SetDefault("ns3::LteUePhy::NoiseFigure", DoubleValue(params.ueNoiseFigureDb));
     Config::SetDefault("ns3::LteEnbPhy::TxPower", DoubleValue(params.bsTxPowerDbm));
     Config::SetDefault("ns3::LteEnbPhy::NoiseFigure", DoubleValue(params.bsNoiseFigureDb));
     Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(params.packetBytes));
-    // windows above the cell's bandwidth-delay product, yet small: what a transfer cut by the
-    // deadline leaves in its buffers still drains into the next round
-    Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(256 * 1024));
-    Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(256 * 1024));
-    Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(MilliSeconds(200))); // as Linux
 
     // the helpers must outlive Install: deleting them disposes the EPC nodes
     m_lte = CreateObject<LteHelper>();
@@ -581,6 +569,24 @@ LteRadio::Execute(const PlanHeader& plan,
 }
 
 } // namespace
+
+void
+SetLteDefaults()
+{
+    Config::SetDefault("ns3::LteEnbRrc::EpsBearerToRlcMapping", EnumValue(LteEnbRrc::RLC_AM_ALWAYS));
+    Config::SetDefault("ns3::LteRlcAm::MaxTxBufferSize", UintegerValue(2 * 1024 * 1024));
+    // ns-3 RLC AM cannot re-segment: a PDU to retransmit that is larger than the (link-adapted)
+    // grant would otherwise block the bearer for good
+    Config::SetDefault("ns3::LteRlcAm::TxOpportunityForRetxAlwaysBigEnough", BooleanValue(true));
+    Config::SetDefault("ns3::LteUePhy::EnableUplinkPowerControl", BooleanValue(false));
+    // PDCCH errors off: a lost grant would silently shrink the share the plan gave
+    Config::SetDefault("ns3::LteSpectrumPhy::CtrlErrorModelEnabled", BooleanValue(false));
+    // windows above the cell's bandwidth-delay product, yet small: what a transfer cut by the
+    // deadline leaves in its buffers still drains into the next round
+    Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(256 * 1024));
+    Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(256 * 1024));
+    Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(MilliSeconds(200))); // as Linux
+}
 
 std::unique_ptr<CosimRadio>
 MakeLteRadio()

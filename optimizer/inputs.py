@@ -17,7 +17,7 @@ _PER_DEVICE = (
     ("energy_budget_j", False),
     ("rate_efficiency", True),
 )
-_SCALARS = (("server_time_s", False), ("deadline_s", True), ("bandwidth_hz", True))
+_SCALARS = (("server_time_s", False), ("deadline_s", True), ("bandwidth_hz", True), ("snr_gap_db", False))
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class RoundInputs:
     """One round's channel, payloads and device parameters (arrays of K, or scalars broadcast to K).
 
     `snr_db[k]` is the received SNR when device k transmits over the whole band B; the rate model
-    decides how it scales with a share b. Downlink time is `downlink_bytes / downlink_rate_bps`.
+    decides how it scales with a share b, and sees it `snr_gap_db` lower (the radio's link
+    adaptation keeps that margin to Shannon's bound). Sizes are in bytes and rates in bit/s:
+    downlink time is `8 · downlink_bytes / downlink_rate_bps`.
     `energy_budget_j` is the long-term average per-round budget E-bar_k. `rate_efficiency[k]` scales
     the rate model's uplink rate to what the radio achieves (1: the model as it is; the run loop
     learns it from the simulator's outcomes), so predicted delays and energies follow the radio.
@@ -44,6 +46,7 @@ class RoundInputs:
     bandwidth_hz: float
     round_index: int = 0
     rate_efficiency: np.ndarray | float = 1.0
+    snr_gap_db: float = 0.0
 
     def __post_init__(self) -> None:
         snr = np.array(self.snr_db, dtype=float)
@@ -74,8 +77,9 @@ class RoundInputs:
         return self.snr_db.size
 
     @property
-    def snr_linear(self) -> np.ndarray:
-        return 10.0 ** (self.snr_db / 10.0)
+    def rate_snr_linear(self) -> np.ndarray:
+        """The full-band SNR the rate model takes: the reported one less the link adaptation's gap."""
+        return 10.0 ** ((self.snr_db - self.snr_gap_db) / 10.0)
 
     @property
     def uplink_bits_at_model_rate(self) -> np.ndarray:
@@ -84,7 +88,7 @@ class RoundInputs:
 
     def fixed_time_s(self) -> np.ndarray:
         """Everything in a device's round except its uplink: compute, server, downlink."""
-        return self.compute_time_s + self.server_time_s + self.downlink_bytes / self.downlink_rate_bps
+        return self.compute_time_s + self.server_time_s + self.downlink_bytes * 8.0 / self.downlink_rate_bps
 
 
 def _check(name: str, arr: np.ndarray, positive: bool) -> None:

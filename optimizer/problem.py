@@ -93,7 +93,7 @@ class RoundProblem:
 
     @cached_property
     def snr(self) -> np.ndarray:
-        return self.inputs.snr_linear
+        return self.inputs.rate_snr_linear
 
     @cached_property
     def feasible(self) -> np.ndarray:

@@ -161,7 +161,7 @@ def test_los_state_is_redrawn_only_with_an_update_period(ns3_binary, tmp_path, p
 
 def test_ideal_fdma_splits_the_downlink_equally_whatever_the_uplink_shares(ns3_binary, tmp_path):
     """The plan's shares are the uplink's; two devices at the same distance then get the same
-    downlink rate (an equal half of the downlink band) although their uplink shares are 9:1."""
+    downlink rate (each owns 1/K of the downlink band) although their uplink shares are 9:1."""
     cfg = fixed_cell(tmp_path, "ideal-fdma", [100.0, 100.0])
     plan = RoundPlan(0, np.array([True, True]), np.array([0.9, 0.1]), np.full(2, 200_000),
                      np.full(2, 2_000_000), np.zeros(2), deadline_s=30.0)

@@ -1,0 +1,66 @@
+"""Every knob of the scenario: the same names and defaults on both sides, and a user's ns-3
+attribute wins over the project's defaults."""
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from cosim.messages import RoundPlan
+from cosim.ns3_server import scenario_from_dict
+from cosim.scenario import ConfigError, ScenarioConfig
+from cosim.simulation import Ns3Simulation
+from tests.test_ns3_scenario import fixed_cell
+
+# set by the seed (RngRun) and ns-3's own global RngSeed, which --help does not list
+GLOBALS = {"RngSeed", "RngRun"}
+
+
+def help_defaults(binary) -> dict[str, str]:
+    text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=True).stdout
+    return {m[1]: m[2] for m in re.finditer(r"^\s+--(\w+):\s.*?(?:\[(.*)\])?$", text, re.M)}
+
+
+def same_value(flag_value: str, help_value: str | None) -> bool:
+    if help_value is None:
+        return flag_value == ""
+    try:
+        return float(flag_value) == float(help_value)
+    except ValueError:
+        return flag_value == help_value
+
+
+@pytest.mark.ns3
+def test_scenario_help_and_scenario_config_agree_on_every_knob(ns3_binary):
+    shown = help_defaults(ns3_binary)
+    flags = dict(arg[2:].split("=", 1) for arg in ScenarioConfig().to_args())
+    assert set(flags) - GLOBALS <= set(shown), set(flags) - GLOBALS - set(shown)
+    for flag, value in flags.items():
+        if flag not in GLOBALS:
+            assert same_value(value, shown[flag]), (flag, value, shown[flag])
+    # the optional ones, absent from a default config's flags
+    assert {"traceFile", "flowMonitor"} <= set(shown)
+
+
+@pytest.mark.ns3
+def test_a_users_ns3_attribute_wins_over_the_projects_default(ns3_binary, tmp_path):
+    """TCP buffers of 3 kB (the project sets 256 kB) cap the LTE uplink at a few segments per RTT."""
+    def uplink_s(**kw):
+        cfg = fixed_cell(tmp_path, "lte", [100.0], **kw)
+        plan = RoundPlan(0, np.array([True]), np.array([1.0]), np.array([300_000]), np.array([1000]),
+                         np.zeros(1), deadline_s=30.0)
+        with Ns3Simulation(cfg) as sim:
+            sim.channel_report()
+            return sim.execute(plan).records["uplink_delay_s"][0]
+
+    small = ("ns3::TcpSocket::SndBufSize=3000", "ns3::TcpSocket::RcvBufSize=3000")
+    assert uplink_s(ns3_attributes=small) > 3 * uplink_s()
+
+
+def test_ns3_attributes_are_checked_and_not_accepted_from_a_remote_client():
+    with pytest.raises(ConfigError, match="ns3_attributes.*ns3::Class::Attribute=value"):
+        ScenarioConfig(ns3_attributes=("TcpSocket::SndBufSize=3000",))
+    remote = ScenarioConfig(ns3_attributes=["ns3::TcpSocket::SndBufSize=3000"]).to_dict()
+    with pytest.raises(ConfigError, match="cannot be sent to an ns-3 server"):
+        scenario_from_dict(remote)
