@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 
 
 class ResumeError(ValueError):
@@ -33,14 +33,13 @@ class Checkpoint:
     trainer: dict
     policy: dict
     queues: np.ndarray
-    server_time_s: float
     calibration: dict
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save({"version": CHECKPOINT_VERSION, "rounds_done": self.rounds_done, "plans": self.plans,
                     "trainer": self.trainer, "policy": self.policy, "queues": self.queues,
-                    "server_time_s": self.server_time_s, "calibration": self.calibration}, tmp)
+                    "calibration": self.calibration}, tmp)
         os.replace(tmp, path)
 
     @classmethod
@@ -60,4 +59,4 @@ class Checkpoint:
             raise ResumeError(f"{path} is inconsistent: {data['rounds_done']} rounds done but "
                               f"{len(data['plans'])} plans recorded")
         return cls(data["rounds_done"], data["plans"], data["trainer"], data["policy"],
-                   np.asarray(data["queues"], float), float(data["server_time_s"]), data["calibration"])
+                   np.asarray(data["queues"], float), data["calibration"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 MAGIC = 0x4D495343  # "CSIM" read as a little-endian u32
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 SEM_BYTES = 32  # sizeof(sem_t) on 64-bit glibc (x86_64, aarch64); the C++ header asserts it
 ERROR_BYTES = 512
 
@@ -134,7 +134,7 @@ PLAN_HEADER = Struct(
         F("round_index", "u32", "round being enacted"),
         F("num_devices", "u32", "records that follow"),
         F("deadline_s", "f64", "round deadline T_max, counted from the round start"),
-        F("server_time_s", "f64", "server compute time between uplink and downlink"),
+        F("server_count", "u64", "accelerators serving the devices' requests in arrival order"),
     ),
 )
 
@@ -148,6 +148,7 @@ PLAN_RECORD = Struct(
         F("uplink_bytes", "u64", "payload the device sends to the server"),
         F("downlink_bytes", "u64", "payload the server sends back"),
         F("compute_time_s", "f64", "device computation before its uplink starts"),
+        F("server_time_s", "f64", "server computation of the device's round, once a server is free"),
     ),
 )
 
@@ -180,6 +181,8 @@ OUTCOME_RECORD = Struct(
         F("airtime_s", "f64", "time the device's transmitter was on"),
         F("tx_energy_j", "f64", "radiated transmit energy of the device"),
         F("mean_sinr_db", "f64", "mean SINR of the device's uplink packets at the base station"),
+        F("server_wait_s", "f64", "time the device's request queued for a free server (NaN if never)"),
+        F("granted_share", "f64", "mean fraction of the uplink band the radio granted when it sent"),
     ),
 )
 

@@ -47,7 +47,8 @@ class RoundPlan:
     downlink_bytes: np.ndarray  # int
     compute_time_s: np.ndarray  # device computation before its uplink
     deadline_s: float
-    server_time_s: float = 0.0
+    server_time_s: np.ndarray | float = 0.0  # server computation per device, queued in arrival order
+    server_count: int = 1  # accelerators of the server
 
     def __post_init__(self) -> None:
         k = len(self.scheduled)
@@ -57,6 +58,7 @@ class RoundPlan:
             "uplink_bytes": np.asarray(self.uplink_bytes, dtype=np.int64),
             "downlink_bytes": np.asarray(self.downlink_bytes, dtype=np.int64),
             "compute_time_s": np.asarray(self.compute_time_s, dtype=float),
+            "server_time_s": np.broadcast_to(np.asarray(self.server_time_s, dtype=float), (k,)).copy(),
         }
         for name, arr in cols.items():
             if arr.shape != (k,):
@@ -73,17 +75,17 @@ class RoundPlan:
             raise ValueError(f"plan schedules devices {bad} with a zero bandwidth share")
         if np.any(cols["uplink_bytes"] < 0) or np.any(cols["downlink_bytes"] < 0):
             raise ValueError("plan payload bytes must be >= 0")
-        ct = cols["compute_time_s"]
-        if not np.all(np.isfinite(ct)) or np.any(ct < 0):
-            raise ValueError("plan.compute_time_s must be finite and >= 0")
+        for name in ("compute_time_s", "server_time_s"):
+            if not np.all(np.isfinite(cols[name])) or np.any(cols[name] < 0):
+                raise ValueError(f"plan.{name} must be finite and >= 0")
         if not (np.isfinite(self.deadline_s) and self.deadline_s > 0):
             raise ValueError(f"plan.deadline_s={self.deadline_s!r} must be > 0")
-        if not (np.isfinite(self.server_time_s) and self.server_time_s >= 0):
-            raise ValueError(f"plan.server_time_s={self.server_time_s!r} must be >= 0")
+        if not (isinstance(self.server_count, int | np.integer) and self.server_count >= 1):
+            raise ValueError(f"plan.server_count={self.server_count!r} must be an integer >= 1")
 
     @classmethod
     def equal_shares(cls, round_index: int, scheduled, uplink_bytes, downlink_bytes,
-                     deadline_s: float, compute_time_s=0.0, server_time_s: float = 0.0) -> RoundPlan:
+                     deadline_s: float, compute_time_s=0.0, server_time_s=0.0) -> RoundPlan:
         """The simplest plan: the scheduled devices split the band equally."""
         scheduled = np.asarray(scheduled, dtype=bool)
         k = len(scheduled)
@@ -101,7 +103,7 @@ class RoundPlan:
         """The plan as the bytes of its header and records, built once however often it is sent."""
         k = self.num_devices
         header = np.zeros(1, layout.PLAN_HEADER.dtype)
-        header[0] = (self.round_index, k, self.deadline_s, self.server_time_s)
+        header[0] = (self.round_index, k, self.deadline_s, self.server_count)
         r = np.zeros(k, layout.PLAN_RECORD.dtype)
         r["device_id"] = np.arange(k)
         r["scheduled"] = self.scheduled
@@ -109,6 +111,7 @@ class RoundPlan:
         r["uplink_bytes"] = np.where(self.scheduled, self.uplink_bytes, 0)
         r["downlink_bytes"] = np.where(self.scheduled, self.downlink_bytes, 0)
         r["compute_time_s"] = self.compute_time_s
+        r["server_time_s"] = self.server_time_s
         return header.tobytes(), r.tobytes()
 
     def to_frame(self) -> pd.DataFrame:
@@ -120,6 +123,7 @@ class RoundPlan:
             "uplink_bytes": self.uplink_bytes,
             "downlink_bytes": self.downlink_bytes,
             "compute_time_s": self.compute_time_s,
+            "server_time_s": self.server_time_s,
         })
 
 
@@ -163,8 +167,9 @@ def read_outcome(header: bytes | np.ndarray, records: bytes | np.ndarray) -> Rou
 
 def read_plan(header: bytes | np.ndarray, records: bytes | np.ndarray) -> RoundPlan:
     """Parse a plan from its wire bytes (a resumed run replays the recorded plans into ns-3)."""
-    round_index, k, deadline_s, server_time_s = np.frombuffer(
+    round_index, k, deadline_s, server_count = np.frombuffer(
         header, layout.PLAN_HEADER.dtype, count=1)[0].item()
     r = np.frombuffer(records, layout.PLAN_RECORD.dtype, count=k)
     return RoundPlan(round_index, r["scheduled"].astype(bool), r["bandwidth_share"], r["uplink_bytes"],
-                     r["downlink_bytes"], r["compute_time_s"], deadline_s, server_time_s)
+                     r["downlink_bytes"], r["compute_time_s"], deadline_s, r["server_time_s"],
+                     int(server_count))

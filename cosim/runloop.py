@@ -18,8 +18,13 @@ Models the scheduler plans with (documented here because the results depend on t
 - uplink: the rate model sees the reported SNR less `scenario.link_margin_db`, the gap the
   ideal-FDMA radio's link adaptation keeps (so it plans the radio's rate exactly when the SNR holds
   and no cap binds); sizes are bytes on the wire, 8 bits each.
-- server time: `server_time_s` when configured, otherwise the mean measured server compute per
-  device of the previous round (0 before the first).
+- server: device k's round costs the server τ calls of FLOPs(server part, its batch) /
+  `server.flops_per_s` + `server.overhead_s` (FLOPs counted on the real modules once, see
+  learning/flops.py), or `server_time_s` per device when configured; `server.accelerators`
+  serve the requests in arrival order (ns-3 enacts the queue). The plan allows each device the
+  longest wait it can meet: the work of the M − 1 largest requests of the others spread over the
+  accelerators, M the most devices whose minimum shares fit in the band (never more can be
+  scheduled together). Nothing here depends on how fast this host runs the model.
 - uplink rate: the rate model's, times each device's rate efficiency learnt from ns-3's outcomes
   (cosim/calibration.py; `calibrate_rate: false` plans with the model as it is).
 - deadline: the scheduler plans for `deadline_s × (1 − deadline_margin)`, ns-3 enforces
@@ -52,6 +57,7 @@ from cosim.simulation import Ns3Simulation, scenario_binary
 from cosim.transport_zmq import ZmqSimulation
 from learning.trainer import SplitFedTrainer, Update
 from optimizer import Plan, Policy, RoundInputs, VirtualQueues, load_kernels, make_policy
+from optimizer.problem import RoundProblem
 
 # bit/s/Hz: LTE's largest transport block on 100 resource blocks (I_TBS 26, 75,376 bits per 1 ms TTI,
 # 3GPP TS 36.213 Table 7.1.7.2.1-1) over 20 MHz
@@ -83,6 +89,34 @@ class DeviceCompute:
         samples = learn.local_steps * np.minimum(learn.batch_size, trainer.sample_counts)
         cycles = per_sample * samples
         return cls(freq, cycles / freq, c.kappa * cycles * freq**2)
+
+
+@dataclass(frozen=True)
+class ServerCompute:
+    """Per-device server compute of one round (s) and the accelerators that serve it."""
+
+    time_s: np.ndarray
+    accelerators: int
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, trainer: SplitFedTrainer) -> ServerCompute:
+        if cfg.server_time_s is not None:
+            return cls(np.full(cfg.scenario.devices, cfg.server_time_s), cfg.server.accelerators)
+        learn, server = cfg.learning, cfg.server
+        batch = np.minimum(learn.batch_size, trainer.sample_counts)
+        step_s = trainer.server_flops_per_sample * batch / server.flops_per_s + server.overhead_s
+        return cls(learn.local_steps * step_s, server.accelerators)
+
+    def wait_allowance_s(self, inputs: RoundInputs) -> np.ndarray:
+        """Per device, the longest it can queue: the M − 1 largest requests of the others over the
+        accelerators, M the most devices that fit in the band together (RoundProblem.max_count)."""
+        most = RoundProblem(inputs, np.zeros(inputs.devices), 0.0).max_count
+        ahead = max(most - 1, 0)
+        largest = np.sort(self.time_s)[::-1]
+        # the largest others: device k's own request is among the largest ahead+1 or it is not
+        top, top_and_next = largest[:ahead].sum(), largest[:ahead + 1].sum()
+        own_in_top = self.time_s >= (largest[ahead - 1] if ahead else np.inf)
+        return np.where(own_in_top, top_and_next - self.time_s, top) / self.accelerators
 
 
 def downlink_rate_bps(report: ChannelReport, scenario: ScenarioConfig) -> np.ndarray:
@@ -258,7 +292,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     tx_power_w = 10.0 ** ((cfg.scenario.ue_tx_power_dbm - 30.0) / 10.0)
     queues = VirtualQueues(k)  # the same rule as the Lyapunov policy's, kept for every policy
     scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
-    server_time_s = cfg.server_time_s or 0.0
+    server = ServerCompute.from_config(cfg, trainer)
     calibration = RateCalibration(k)
     plans: list[tuple[bytes, bytes]] = []
     if checkpoint is not None:
@@ -266,7 +300,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
         policy.load_state_dict(checkpoint.policy)
         queues.restore(checkpoint.queues)
         calibration.load_state_dict(checkpoint.calibration)
-        server_time_s, plans = checkpoint.server_time_s, list(checkpoint.plans)
+        plans = list(checkpoint.plans)
     with open_simulation(cfg, scenario, run.ns3_log) as sim:
         run.update_manifest(simulator={"transport": cfg.transport, **getattr(sim, "server_info", {})})
         replay(sim, plans, run)
@@ -279,14 +313,16 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
                 snr_db=report.snr_db, uplink_bytes=uplink, downlink_bytes=downlink,
                 compute_time_s=compute.time_s, downlink_rate_bps=downlink_rate_bps(report, cfg.scenario),
                 tx_power_w=tx_power_w, compute_energy_j=compute.energy_j,
-                energy_budget_j=cfg.energy_budget_j, server_time_s=server_time_s,
+                energy_budget_j=cfg.energy_budget_j, server_time_s=server.time_s,
                 deadline_s=cfg.deadline_s * (1.0 - cfg.deadline_margin), bandwidth_hz=report.bandwidth_hz,
                 round_index=t, snr_gap_db=cfg.scenario.link_margin_db,
                 rate_efficiency=calibration.efficiency if cfg.calibrate_rate else 1.0)
+            inputs = replace(inputs, server_wait_s=server.wait_allowance_s(inputs))
             with timed(times, "plan_wall_s"):
                 plan = policy.plan(inputs)
             scheduled = np.flatnonzero(plan.scheduled).tolist()
-            round_plan = plan.to_round_plan(inputs, deadline_s=cfg.deadline_s)
+            round_plan = plan.to_round_plan(inputs, deadline_s=cfg.deadline_s,
+                                            server_count=server.accelerators)
             outcome, updates = overlap(lambda: sim.execute(round_plan),  # noqa: B023
                                        lambda: trainer.local_train(scheduled), times)  # noqa: B023
             delivered = outcome.delivered & plan.scheduled
@@ -299,8 +335,6 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             with timed(times, "eval_wall_s"):
                 metrics = trainer.evaluate() if (t + 1) % cfg.learning.eval_every == 0 \
                     or t == cfg.rounds - 1 else {}
-            if cfg.server_time_s is None and updates:
-                server_time_s = float(np.mean([u.server_compute_s for u in updates.values()]))
             row = round_row(t, report, outcome, plan, updates, metrics, realised, inputs)
             row.update(times)
             row["wall_s"] = time.perf_counter() - start
@@ -309,7 +343,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             # after the tables: a checkpoint never gets ahead of the rounds on disk
             plans.append(round_plan.wire)
             Checkpoint(t + 1, plans, trainer.state_dict(), policy.state_dict(), queues.values,
-                       server_time_s, calibration.state_dict()).save(run.checkpoint_path)
+                       calibration.state_dict()).save(run.checkpoint_path)
             if on_round is not None:
                 on_round(row)
 
@@ -327,7 +361,7 @@ def round_row(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan,
         "train_loss": float(np.mean([u.loss for u in updates.values()])) if updates else nan,
         "energy_j": float(realised.sum()), "predicted_energy_j": float(plan.predicted_energy_j.sum()),
         "objective": plan.objective, "phi": plan.phi, "solver": plan.solver, "license": plan.license,
-        "solve_time_s": plan.solve_time_s, "server_time_s": inputs.server_time_s,
+        "solve_time_s": plan.solve_time_s,
     }
 
 
@@ -343,6 +377,8 @@ def device_rows(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan
         "cpu_freq_hz": compute.freq_hz,
         "predicted_delay_s": plan.predicted_delay_s, "realised_delay_s": rec["completion_time_s"],
         "uplink_delay_s": rec["uplink_delay_s"], "downlink_delay_s": rec["downlink_delay_s"],
+        "server_time_s": inputs.server_time_s, "planned_server_wait_s": inputs.server_wait_s,
+        "server_wait_s": rec["server_wait_s"], "granted_share": rec["granted_share"],
         "predicted_energy_j": plan.predicted_energy_j, "realised_energy_j": realised,
         "tx_energy_j": np.where(plan.scheduled, rec["tx_energy_j"], 0.0),
         "compute_energy_j": np.where(plan.scheduled, compute.energy_j, 0.0),

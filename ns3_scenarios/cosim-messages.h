@@ -11,7 +11,7 @@ namespace cosim
 {
 
 constexpr uint32_t MAGIC = 0x4D495343;
-constexpr uint32_t LAYOUT_VERSION = 1;
+constexpr uint32_t LAYOUT_VERSION = 2;
 static_assert(sizeof(sem_t) == 32, "sem_t size differs from the layout's");
 
 constexpr uint32_t CMD_NONE = 0;
@@ -109,13 +109,13 @@ struct PlanHeader
     uint32_t round_index; ///< round being enacted
     uint32_t num_devices; ///< records that follow
     double deadline_s; ///< round deadline T_max, counted from the round start
-    double server_time_s; ///< server compute time between uplink and downlink
+    uint64_t server_count; ///< accelerators serving the devices' requests in arrival order
 };
 static_assert(sizeof(PlanHeader) == 24, "PlanHeader size");
 static_assert(offsetof(PlanHeader, round_index) == 0, "PlanHeader.round_index");
 static_assert(offsetof(PlanHeader, num_devices) == 4, "PlanHeader.num_devices");
 static_assert(offsetof(PlanHeader, deadline_s) == 8, "PlanHeader.deadline_s");
-static_assert(offsetof(PlanHeader, server_time_s) == 16, "PlanHeader.server_time_s");
+static_assert(offsetof(PlanHeader, server_count) == 16, "PlanHeader.server_count");
 
 /// What one device does this round.
 struct PlanRecord
@@ -126,14 +126,16 @@ struct PlanRecord
     uint64_t uplink_bytes; ///< payload the device sends to the server
     uint64_t downlink_bytes; ///< payload the server sends back
     double compute_time_s; ///< device computation before its uplink starts
+    double server_time_s; ///< server computation of the device's round, once a server is free
 };
-static_assert(sizeof(PlanRecord) == 40, "PlanRecord size");
+static_assert(sizeof(PlanRecord) == 48, "PlanRecord size");
 static_assert(offsetof(PlanRecord, device_id) == 0, "PlanRecord.device_id");
 static_assert(offsetof(PlanRecord, scheduled) == 4, "PlanRecord.scheduled");
 static_assert(offsetof(PlanRecord, bandwidth_share) == 8, "PlanRecord.bandwidth_share");
 static_assert(offsetof(PlanRecord, uplink_bytes) == 16, "PlanRecord.uplink_bytes");
 static_assert(offsetof(PlanRecord, downlink_bytes) == 24, "PlanRecord.downlink_bytes");
 static_assert(offsetof(PlanRecord, compute_time_s) == 32, "PlanRecord.compute_time_s");
+static_assert(offsetof(PlanRecord, server_time_s) == 40, "PlanRecord.server_time_s");
 
 /// Round-level part of an outcome.
 struct OutcomeHeader
@@ -166,8 +168,10 @@ struct OutcomeRecord
     double airtime_s; ///< time the device's transmitter was on
     double tx_energy_j; ///< radiated transmit energy of the device
     double mean_sinr_db; ///< mean SINR of the device's uplink packets at the base station
+    double server_wait_s; ///< time the device's request queued for a free server (NaN if never)
+    double granted_share; ///< mean fraction of the uplink band the radio granted when it sent
 };
-static_assert(sizeof(OutcomeRecord) == 88, "OutcomeRecord size");
+static_assert(sizeof(OutcomeRecord) == 104, "OutcomeRecord size");
 static_assert(offsetof(OutcomeRecord, device_id) == 0, "OutcomeRecord.device_id");
 static_assert(offsetof(OutcomeRecord, scheduled) == 4, "OutcomeRecord.scheduled");
 static_assert(offsetof(OutcomeRecord, deadline_met) == 8, "OutcomeRecord.deadline_met");
@@ -182,6 +186,8 @@ static_assert(offsetof(OutcomeRecord, completion_time_s) == 56, "OutcomeRecord.c
 static_assert(offsetof(OutcomeRecord, airtime_s) == 64, "OutcomeRecord.airtime_s");
 static_assert(offsetof(OutcomeRecord, tx_energy_j) == 72, "OutcomeRecord.tx_energy_j");
 static_assert(offsetof(OutcomeRecord, mean_sinr_db) == 80, "OutcomeRecord.mean_sinr_db");
+static_assert(offsetof(OutcomeRecord, server_wait_s) == 88, "OutcomeRecord.server_wait_s");
+static_assert(offsetof(OutcomeRecord, granted_share) == 96, "OutcomeRecord.granted_share");
 
 /// Byte offsets of the regions of a segment sized for max_devices devices.
 struct SegmentOffsets

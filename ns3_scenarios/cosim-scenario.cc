@@ -183,16 +183,16 @@ RunStandalone(uint32_t rounds, uint64_t payloadBytes, double deadlineS, const st
     std::cout << "round,device_id,sim_time_s,snr_db,distance_m,x_m,y_m,scheduled,bandwidth_share,"
                  "uplink_delivered_bytes,downlink_delivered_bytes,uplink_delay_s,downlink_delay_s,"
                  "completion_time_s,airtime_s,tx_energy_j,packets_sent,packets_lost,retransmissions,"
-                 "mean_sinr_db,deadline_met\n";
+                 "mean_sinr_db,granted_share,deadline_met\n";
     for (uint32_t t = 0; t < rounds; ++t)
     {
         ReportHeader rh{};
         FillReport(radio, p, bs, ues, t, rh, reports.data());
         for (uint32_t i = 0; i < k; ++i)
         {
-            plan[i] = PlanRecord{i, shares[i] > 0 ? 1u : 0u, shares[i], payloadBytes, payloadBytes, 0.0};
+            plan[i] = PlanRecord{i, shares[i] > 0 ? 1u : 0u, shares[i], payloadBytes, payloadBytes, 0.0, 0.0};
         }
-        PlanHeader ph{t, k, deadlineS, 0.0};
+        PlanHeader ph{t, k, deadlineS, 1};
         OutcomeHeader oh{};
         radio.Execute(ph, plan.data(), oh, outcomes.data());
         for (uint32_t i = 0; i < k; ++i)
@@ -206,7 +206,7 @@ RunStandalone(uint32_t rounds, uint64_t payloadBytes, double deadlineS, const st
                       << o.downlink_delay_s << ',' << o.completion_time_s << ',' << o.airtime_s
                       << ',' << o.tx_energy_j << ',' << o.packets_sent << ',' << o.packets_lost
                       << ',' << o.retransmissions << ',' << o.mean_sinr_db << ','
-                      << o.deadline_met << '\n';
+                      << o.granted_share << ',' << o.deadline_met << '\n';
         }
     }
 }

@@ -12,6 +12,7 @@
 // interference) supports that spectral efficiency, and lost packets are sent again (ARQ) until
 // the transfer is complete or the round's deadline passes.
 #include "cosim-radio.h"
+#include "cosim-server.h"
 #include "ideal-fdma-phy.h"
 
 #include "ns3/log.h"
@@ -112,6 +113,8 @@ class IdealFdmaRadio : public CosimRadio
         bool scheduled{false};
         bool done{false};
         Time doneAt;
+        double serverWorkS{0};
+        double serverWaitS{kNaN};
         Transfer up;
         Transfer down;
     };
@@ -145,7 +148,7 @@ class IdealFdmaRadio : public CosimRadio
     bool m_roundOpen{false};
     EventId m_deadline;
     uint32_t m_pending{0}; ///< scheduled devices whose downlink has not arrived yet
-    double m_serverTimeS{0};
+    EdgeServer m_edge;
 };
 
 void
@@ -288,7 +291,7 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
     }
     NewEpoch();
     Time start = Simulator::Now();
-    m_serverTimeS = plan.server_time_s;
+    m_edge.Reset(plan.server_count);
 
     std::vector<const PlanRecord*> byId(n, nullptr);
     for (uint32_t i = 0; i < plan.num_devices; ++i)
@@ -322,12 +325,14 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         const PlanRecord* r = byId[k];
         d.scheduled = r && r->scheduled;
         d.done = false;
+        d.serverWaitS = kNaN;
         d.up = Transfer{};
         d.down = Transfer{};
         if (!d.scheduled)
         {
             continue;
         }
+        d.serverWorkS = r->server_time_s;
         // whole bins: the run ends at the bin nearest to the running sum of the shares, so each
         // device is within one bin of its share, without a bias (rounding every share down would
         // cost a narrow one up to a bin), and never gets none for a positive share
@@ -390,6 +395,7 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         Simulator::Run();
     }
     Simulator::Cancel(m_deadline); // the round may have ended before it
+    m_edge.Reset(plan.server_count); // requests still queued or running were cut by the deadline
     m_roundOpen = false;
     Time end = Simulator::Now();
 
@@ -421,6 +427,8 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         o.airtime_s = up.airtimeS;
         o.tx_energy_j = ueTxW * up.airtimeS;
         o.mean_sinr_db = up.received > 0 ? up.sinrDbSum / up.received : kNaN;
+        o.server_wait_s = d.serverWaitS;
+        o.granted_share = d.scheduled ? double(up.hi - up.lo) / m_bins : 0.0;
     }
 }
 
@@ -528,8 +536,12 @@ IdealFdmaRadio::Finish(Transfer& t)
     t.last = Simulator::Now();
     if (t.kind == FdmaSignal::UPLINK)
     {
-        Simulator::Schedule(Seconds(m_serverTimeS), &IdealFdmaRadio::StartTransfer, this, m_epoch,
-                            &m_dev[t.device].down);
+        uint32_t k = t.device;
+        uint64_t epoch = m_epoch;
+        m_edge.Submit(Seconds(m_dev[k].serverWorkS), [this, k, epoch](Time wait) {
+            m_dev[k].serverWaitS = wait.GetSeconds();
+            StartTransfer(epoch, &m_dev[k].down);
+        });
         return;
     }
     Device& d = m_dev[t.device];

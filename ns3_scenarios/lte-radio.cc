@@ -8,6 +8,7 @@
 // Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Transfers are
 // TCP over RLC AM (RLC AM recovers lost transport blocks since HARQ is off).
 #include "cosim-radio.h"
+#include "cosim-server.h"
 #include "lte-share-scheduler.h"
 
 #include "ns3/core-module.h"
@@ -144,6 +145,7 @@ class LteRadio : public CosimRadio
     {
         std::shared_ptr<Transfer> up;
         std::shared_ptr<Transfer> down;
+        std::shared_ptr<double> serverWaitS;
     };
 
     std::vector<uint16_t> Rntis() const;
@@ -157,6 +159,7 @@ class LteRadio : public CosimRadio
 
     void OnSrsSinr(uint16_t cellId, uint16_t rnti, double sinrLinear, uint8_t ccId);
     void OnUlTb(uint16_t rnti, double sinrDb, bool ok);
+    void OnUlRbs(uint16_t rnti, const std::vector<int>& rbs);
 
     ScenarioParams m_params;
     Ptr<LteHelper> m_lte;
@@ -177,6 +180,8 @@ class LteRadio : public CosimRadio
 
     // state of the running round
     std::map<uint16_t, UlStats> m_ulStats;
+    std::map<uint16_t, std::pair<uint64_t, uint32_t>> m_ulRbs; ///< rnti -> RBs granted, grants
+    EdgeServer m_edge;
     std::vector<EventId> m_roundEvents;
     EventId m_deadline;
     uint32_t m_pending{0};
@@ -266,6 +271,14 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
     m_scheduler->TraceConnectWithoutContext("UlTb", MakeCallback(&LteRadio::OnUlTb, this));
     m_enbDev->GetPhy()->TraceConnectWithoutContext("ReportUeSinr",
                                                    MakeCallback(&LteRadio::OnSrsSinr, this));
+    // the resource blocks each UE's PHY transmits on, as its uplink grants set them
+    for (uint32_t k = 0; k < m_ueDevs.GetN(); ++k)
+    {
+        DynamicCast<LteUeNetDevice>(m_ueDevs.Get(k))
+            ->GetPhy()
+            ->TraceConnectWithoutContext("ReportUlPhyResourceBlocks",
+                                         MakeCallback(&LteRadio::OnUlRbs, this));
+    }
     m_lastMeasurement.assign(ues.GetN(), ChannelMeasurement{NaN, NaN, NaN, m_enbDev->GetCellId()});
 }
 
@@ -338,6 +351,14 @@ LteRadio::OnUlTb(uint16_t rnti, double sinrDb, bool ok)
     s.tbs += 1;
     s.lost += ok ? 0 : 1;
     s.sinrDbSum += sinrDb;
+}
+
+void
+LteRadio::OnUlRbs(uint16_t rnti, const std::vector<int>& rbs)
+{
+    auto& [total, grants] = m_ulRbs[rnti];
+    total += rbs.size();
+    ++grants;
 }
 
 uint16_t
@@ -464,7 +485,9 @@ LteRadio::Execute(const PlanHeader& plan,
         shares.emplace_back(rntis[i], records[i].scheduled ? records[i].bandwidth_share : 0.0);
     }
     m_scheduler->SetUplinkShares(shares);
+    m_edge.Reset(plan.server_count);
     m_ulStats.clear();
+    m_ulRbs.clear();
     m_pending = 0;
 
     std::vector<Device> devices(k);
@@ -480,6 +503,7 @@ LteRadio::Execute(const PlanHeader& plan,
         d.down = std::make_shared<Transfer>();
         d.up->total = records[i].uplink_bytes;
         d.down->total = records[i].downlink_bytes;
+        d.serverWaitS = std::make_shared<double>(NaN);
         uint16_t upPort = NextPort();
         uint16_t downPort = NextPort();
         Ptr<Node> ue = m_ues.Get(i);
@@ -501,9 +525,13 @@ LteRadio::Execute(const PlanHeader& plan,
             }
             Connect(down, m_server, ueAddr, downPort);
         };
-        double serverS = plan.server_time_s;
-        auto upDone = [this, serverS, startDown]() {
-            m_roundEvents.push_back(Simulator::Schedule(Seconds(serverS), startDown));
+        Time work = Seconds(records[i].server_time_s);
+        auto waited = d.serverWaitS;
+        auto upDone = [this, work, waited, startDown]() {
+            m_edge.Submit(work, [waited, startDown](Time wait) {
+                *waited = wait.GetSeconds();
+                startDown();
+            });
         };
         Listen(d.up, m_server, upPort, upDone);
         Listen(d.down, ue, downPort, finishDown);
@@ -532,6 +560,7 @@ LteRadio::Execute(const PlanHeader& plan,
     }
     m_roundEvents.clear();
     m_deadline.Cancel();
+    m_edge.Reset(plan.server_count); // requests still queued or running were cut by the deadline
 
     outcome.round_index = plan.round_index;
     outcome.num_devices = k;
@@ -563,6 +592,9 @@ LteRadio::Execute(const PlanHeader& plan,
         o.packets_lost = s.lost;
         o.retransmissions = s.lost; // every lost TB is resent by RLC AM (HARQ is off)
         o.mean_sinr_db = s.tbs ? s.sinrDbSum / s.tbs : NaN;
+        o.server_wait_s = *d.serverWaitS;
+        const auto& [rbs, grants] = m_ulRbs[rntis[i]];
+        o.granted_share = grants ? double(rbs) / grants / m_numRb : 0.0;
         Close(*d.up);
         Close(*d.down);
     }

@@ -11,13 +11,15 @@ _PER_DEVICE = (
     ("uplink_bytes", True),
     ("downlink_bytes", False),
     ("compute_time_s", False),
+    ("server_time_s", False),
+    ("server_wait_s", False),
     ("downlink_rate_bps", True),
     ("tx_power_w", True),
     ("compute_energy_j", False),
     ("energy_budget_j", False),
     ("rate_efficiency", True),
 )
-_SCALARS = (("server_time_s", False), ("deadline_s", True), ("bandwidth_hz", True), ("snr_gap_db", False))
+_SCALARS = (("deadline_s", True), ("bandwidth_hz", True), ("snr_gap_db", False))
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class RoundInputs:
     `energy_budget_j` is the long-term average per-round budget E-bar_k. `rate_efficiency[k]` scales
     the rate model's uplink rate to what the radio achieves (1: the model as it is; the run loop
     learns it from the simulator's outcomes), so predicted delays and energies follow the radio.
+    `server_time_s[k]` is the server's compute for device k's round and `server_wait_s[k]` the
+    longest it may queue for a free server, which the plan allows for.
     """
 
     snr_db: np.ndarray
@@ -41,12 +45,13 @@ class RoundInputs:
     tx_power_w: np.ndarray | float
     compute_energy_j: np.ndarray | float
     energy_budget_j: np.ndarray | float
-    server_time_s: float
+    server_time_s: np.ndarray | float
     deadline_s: float
     bandwidth_hz: float
     round_index: int = 0
     rate_efficiency: np.ndarray | float = 1.0
     snr_gap_db: float = 0.0
+    server_wait_s: np.ndarray | float = 0.0
 
     def __post_init__(self) -> None:
         snr = np.array(self.snr_db, dtype=float)
@@ -87,8 +92,9 @@ class RoundInputs:
         return self.uplink_bytes * 8.0 / self.rate_efficiency
 
     def fixed_time_s(self) -> np.ndarray:
-        """Everything in a device's round except its uplink: compute, server, downlink."""
-        return self.compute_time_s + self.server_time_s + self.downlink_bytes * 8.0 / self.downlink_rate_bps
+        """Everything in a device's round except its uplink: compute, server (queue included), downlink."""
+        return (self.compute_time_s + self.server_wait_s + self.server_time_s
+                + self.downlink_bytes * 8.0 / self.downlink_rate_bps)
 
 
 def _check(name: str, arr: np.ndarray, positive: bool) -> None:

@@ -27,10 +27,11 @@ def test_valid_plan_becomes_the_wire_records():
 
 def test_a_plan_read_back_from_its_wire_bytes_sends_the_same_bytes():
     sent = plan(round_index=7, bandwidth_share=[0.25, 0.5, 0.3], compute_time_s=[0.1, 0.2, 0.3],
-                server_time_s=0.4)
+                server_time_s=[0.4, 0.5, 0.6], server_count=2)
     back = read_plan(*sent.wire)
     assert back.wire == sent.wire
-    assert back.round_index == 7 and back.server_time_s == 0.4
+    assert back.round_index == 7 and back.server_time_s.tolist() == [0.4, 0.5, 0.6]
+    assert back.server_count == 2
     assert back.bandwidth_share.tolist() == [0.25, 0.5, 0.0]  # unscheduled devices send no share
 
 

@@ -16,6 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from cosim import bridge
+from cosim.checkpoint import CHECKPOINT_VERSION
 from cosim.cli import app
 from cosim.config import load_config
 from cosim.rundir import RunDir
@@ -203,7 +204,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
     assert "is unreadable" in _resume_error(["--resume", str(run.path)])
     torch.save({"version": 99}, run.checkpoint_path)
     message = _resume_error(["--resume", str(run.path)])
-    assert "is checkpoint version 99, this cosim reads version 2" in message
+    assert f"is checkpoint version 99, this cosim reads version {CHECKPOINT_VERSION}" in message
 
 
 def test_replay_that_does_not_match_the_recorded_rounds_stops(ns3_binary, tmp_path):

@@ -1,0 +1,27 @@
+"""Floating-point operations of the server part, counted on the real modules (not a formula), so the
+simulated server time follows the model and the LoRA configuration without timing this host."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from learning.split import ServerPart
+
+
+def server_step_flops_per_sample(server: ServerPart, hidden_size: int, seq_len: int,
+                                 activations_train: bool) -> float:
+    """FLOPs of one sample's pass through the server part: forward, then the backward the split
+    step runs (gradients of the trainable LoRA tensors, and of the activations when the device's
+    embeddings train). torch's FlopCounterMode counts matrix products and attention, the bulk of
+    the work; element-wise operations are left out. The batch's FLOPs are this times its size."""
+    params = [p for p in server.parameters() if p.requires_grad]
+    with torch.random.fork_rng():  # dropout draws here must not move the training's random stream
+        torch.manual_seed(0)
+        activations = torch.zeros(1, seq_len, hidden_size, requires_grad=activations_train)
+        mask = torch.ones(1, seq_len, dtype=torch.long)
+        with FlopCounterMode(display=False) as counter:
+            out = server(activations, mask)
+            inputs = params + ([activations] if activations_train else [])
+            torch.autograd.grad(out, inputs, grad_outputs=torch.ones_like(out))
+    return float(counter.get_total_flops())
