@@ -11,6 +11,7 @@ RADIOS = ("lte", "ideal-fdma")
 MOBILITY = ("constant", "random-walk", "random-waypoint", "gauss-markov", "ns2")
 PROPAGATION = ("uma", "umi", "log-distance")
 FADING = ("rayleigh", "nakagami", "none")
+FADING_PROCESSES = ("doppler", "per-packet")
 LTE_BANDWIDTHS_HZ = (1.4e6, 3e6, 5e6, 10e6, 15e6, 20e6)
 # an ns-3 attribute default for the scenario's command line; it wins over the project's defaults
 NS3_ATTRIBUTE = re.compile(r"ns3::[A-Za-z][A-Za-z0-9_]*(::[A-Za-z][A-Za-z0-9_]*)+=[^\s]+")
@@ -37,7 +38,8 @@ class ScenarioConfig:
     shadowing_sigma_db: float = 8.0
     fading: str = "rayleigh"
     nakagami_m: float = 1.0
-    los_update_period_s: float = 0.0
+    fading_process: str = "doppler"
+    los_correlation_m: float = 50.0
     frequency_hz: float = 2.1e9
     bandwidth_hz: float = 20e6
     ue_tx_power_dbm: float = 23.0
@@ -76,8 +78,13 @@ class ScenarioConfig:
         need(0 <= self.speed_min_mps <= self.speed_max_mps, "speed_min_mps",
              "must be >= 0 and <= speed_max_mps")
         need(self.nakagami_m >= 0.5, "nakagami_m", "must be >= 0.5")
-        need(math.isfinite(self.los_update_period_s) and self.los_update_period_s >= 0, "los_update_period_s",
-             "must be >= 0 (0: each link's LOS state is drawn once)")
+        need(self.fading_process in FADING_PROCESSES, "fading_process",
+             f"one of {', '.join(FADING_PROCESSES)}")
+        need(self.fading_process != "doppler" or self.fading != "nakagami"
+             or float(2 * self.nakagami_m).is_integer(), "nakagami_m",
+             "with fading_process=doppler, 2 × nakagami_m must be a whole number (0.5, 1, 1.5, ...)")
+        need(self.los_correlation_m >= 0, "los_correlation_m",
+             "must be >= 0 m (0: each link's LOS state is drawn once)")
         need(self.frequency_hz > 0, "frequency_hz", "must be > 0")
         need(self.bandwidth_hz > 0, "bandwidth_hz", "must be > 0")
         if self.radio == "lte":
@@ -114,7 +121,8 @@ class ScenarioConfig:
             "shadowingSigma": self.shadowing_sigma_db,
             "fading": self.fading,
             "nakagamiM": self.nakagami_m,
-            "losUpdatePeriod": self.los_update_period_s,
+            "fadingProcess": self.fading_process,
+            "losCorrelation": self.los_correlation_m,
             "frequency": self.frequency_hz,
             "bandwidth": self.bandwidth_hz,
             "ueTxPower": self.ue_tx_power_dbm,

@@ -9,9 +9,11 @@
 #include "ns3/three-gpp-propagation-loss-model.h"
 #include "ns3/nstime.h"
 
+#include <cmath>
 #include <map>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 using namespace ns3;
 
@@ -57,6 +59,121 @@ class LinkShadowingLossModel : public PropagationLossModel
     mutable std::map<std::pair<Ptr<MobilityModel>, Ptr<MobilityModel>>, double> m_shadowDb;
 };
 
+/// 3GPP LOS/NLOS state redrawn as a device moves: a link keeps its state until its geometry has
+/// changed by the LOS correlation distance (TR 38.901 Table 7.6.3.1-2: 50 m in UMa and UMi), then
+/// the 3GPP model draws it anew from the LOS probability at the new distance. A device at rest
+/// keeps its state; 0 keeps every link's first draw for the whole run.
+class DisplacementLosConditionModel : public ChannelConditionModel
+{
+  public:
+    DisplacementLosConditionModel(Ptr<ChannelConditionModel> inner, double correlationM)
+        : m_inner(inner),
+          m_correlationM(correlationM)
+    {
+        // the inner model draws anew whenever it is asked, which is only when a device has moved
+        m_inner->SetAttribute("UpdatePeriod", TimeValue(NanoSeconds(1)));
+    }
+
+    Ptr<ChannelCondition> GetChannelCondition(Ptr<const MobilityModel> a,
+                                              Ptr<const MobilityModel> b) const override
+    {
+        auto key = a < b ? std::make_pair(a, b) : std::make_pair(b, a);
+        Vector r = key.first->GetPosition() - key.second->GetPosition();
+        auto it = m_links.find(key);
+        if (it == m_links.end())
+        {
+            it = m_links.emplace(key, std::make_pair(m_inner->GetChannelCondition(a, b), r)).first;
+        }
+        else if (m_correlationM > 0 && CalculateDistance(r, it->second.second) >= m_correlationM)
+        {
+            it->second = std::make_pair(m_inner->GetChannelCondition(a, b), r);
+        }
+        return it->second.first;
+    }
+
+    int64_t AssignStreams(int64_t stream) override
+    {
+        return m_inner->AssignStreams(stream);
+    }
+
+  private:
+    Ptr<ChannelConditionModel> m_inner;
+    double m_correlationM;
+    mutable std::map<std::pair<Ptr<const MobilityModel>, Ptr<const MobilityModel>>,
+                     std::pair<Ptr<ChannelCondition>, Vector>>
+        m_links;
+};
+
+/// Fast fading with memory: each link's fade is a sum of plane waves from random horizontal
+/// directions, evaluated at the link's current geometry, so it changes exactly as fast as the
+/// device moves (Doppler f_d = v f_c / c, autocorrelation J0(2 pi f_d t) at constant speed), stays
+/// put while the device stands still, and is the same in both directions. The power gain is
+/// Nakagami-m: the mean of 2m squared independent Gaussian processes (m = 1: Rayleigh), each a
+/// sum of kWaves cosines; 2m must be a whole number.
+class PlaneWaveFadingLossModel : public PropagationLossModel
+{
+  public:
+    PlaneWaveFadingLossModel(double frequencyHz, double m)
+        : m_wavenumber(2 * M_PI * frequencyHz / 299792458.0),
+          m_components(static_cast<uint32_t>(std::lround(2 * m))),
+          m_uniform(CreateObject<UniformRandomVariable>())
+    {
+    }
+
+  private:
+    static constexpr uint32_t kWaves = 32;
+
+    struct Wave
+    {
+        double kx; ///< wavenumber times the direction's components
+        double ky;
+        double phase;
+    };
+
+    double DoCalcRxPower(double txPowerDbm, Ptr<MobilityModel> a, Ptr<MobilityModel> b) const override
+    {
+        bool ordered = a < b;
+        auto key = ordered ? std::make_pair(a, b) : std::make_pair(b, a);
+        auto it = m_links.find(key);
+        if (it == m_links.end())
+        {
+            std::vector<Wave> waves(m_components * kWaves);
+            for (Wave& w : waves)
+            {
+                double direction = m_uniform->GetValue(0, 2 * M_PI);
+                w = Wave{m_wavenumber * std::cos(direction), m_wavenumber * std::sin(direction),
+                         m_uniform->GetValue(0, 2 * M_PI)};
+            }
+            it = m_links.emplace(key, std::move(waves)).first;
+        }
+        Vector r = key.first->GetPosition() - key.second->GetPosition();
+        double gain = 0;
+        for (uint32_t c = 0; c < m_components; ++c)
+        {
+            double g = 0;
+            for (uint32_t n = 0; n < kWaves; ++n)
+            {
+                const Wave& w = it->second[c * kWaves + n];
+                g += std::cos(w.kx * r.x + w.ky * r.y + w.phase);
+            }
+            gain += g * g * 2.0 / kWaves;
+        }
+        gain /= m_components;
+        return txPowerDbm + 10 * std::log10(std::max(gain, 1e-12));
+    }
+
+    int64_t DoAssignStreams(int64_t stream) override
+    {
+        m_uniform->SetStream(stream);
+        return 1;
+    }
+
+    double m_wavenumber;
+    uint32_t m_components;
+    Ptr<UniformRandomVariable> m_uniform;
+    mutable std::map<std::pair<Ptr<MobilityModel>, Ptr<MobilityModel>>, std::vector<Wave>> m_links;
+};
+
 } // namespace
 
 Ptr<PropagationLossModel>
@@ -79,11 +196,12 @@ MakePropagationLoss(const ScenarioParams& p)
         }
         model->SetAttribute("Frequency", DoubleValue(p.frequencyHz));
         model->SetAttribute("ShadowingEnabled", BooleanValue(p.shadowing));
-        // ns-3 draws a link's LOS state independently at each update (no spatial consistency):
-        // 0 keeps the first draw for the whole run, fine for slow devices; moving ones want about
-        // 3GPP's LOS correlation distance over their speed (50 m in UMa, so ~5 s for cars)
-        condition->SetAttribute("UpdatePeriod", TimeValue(Seconds(p.losUpdatePeriodS)));
-        model->SetChannelConditionModel(condition);
+        if (!(p.losCorrelationM >= 0))
+        {
+            throw std::runtime_error("--losCorrelation must be >= 0 (m; 0 = drawn once per link)");
+        }
+        model->SetChannelConditionModel(
+            Create<DisplacementLosConditionModel>(condition, p.losCorrelationM));
         head = model;
     }
     else if (p.propagation == "log-distance")
@@ -109,10 +227,30 @@ MakePropagationLoss(const ScenarioParams& p)
     if (p.fading == "rayleigh" || p.fading == "nakagami")
     {
         double m = p.fading == "rayleigh" ? 1.0 : p.nakagamiM;
-        auto fading = CreateObject<NakagamiPropagationLossModel>();
-        fading->SetAttribute("m0", DoubleValue(m));
-        fading->SetAttribute("m1", DoubleValue(m));
-        fading->SetAttribute("m2", DoubleValue(m));
+        Ptr<PropagationLossModel> fading;
+        if (p.fadingProcess == "doppler")
+        {
+            if (std::abs(2 * m - std::round(2 * m)) > 1e-9)
+            {
+                throw std::runtime_error("--fadingProcess=doppler needs 2 x nakagamiM to be a whole "
+                                         "number (0.5, 1, 1.5, ...), not nakagamiM=" +
+                                         std::to_string(m) + "; or use --fadingProcess=per-packet");
+            }
+            fading = Create<PlaneWaveFadingLossModel>(p.frequencyHz, m);
+        }
+        else if (p.fadingProcess == "per-packet")
+        {
+            auto nakagami = CreateObject<NakagamiPropagationLossModel>();
+            nakagami->SetAttribute("m0", DoubleValue(m));
+            nakagami->SetAttribute("m1", DoubleValue(m));
+            nakagami->SetAttribute("m2", DoubleValue(m));
+            fading = nakagami;
+        }
+        else
+        {
+            throw std::runtime_error("unknown --fadingProcess '" + p.fadingProcess +
+                                     "' (doppler, per-packet)");
+        }
         Ptr<PropagationLossModel> tail = head;
         while (tail->GetNext())
         {

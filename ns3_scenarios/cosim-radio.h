@@ -26,7 +26,8 @@ struct ScenarioParams
     double shadowingSigmaDb{8.0};         ///< log-distance only (3GPP models use their own)
     std::string fading{"rayleigh"};       ///< rayleigh | nakagami | none
     double nakagamiM{1.0};                ///< Nakagami m (fading=nakagami)
-    double losUpdatePeriodS{0.0};         ///< 3GPP LOS/NLOS redraw period; 0 = drawn once per link
+    std::string fadingProcess{"doppler"}; ///< doppler (memory: follows the device's motion) | per-packet
+    double losCorrelationM{50.0};         ///< 3GPP LOS/NLOS redrawn every this many metres moved; 0 = once
     double frequencyHz{2.1e9};            ///< uplink carrier
     double bandwidthHz{20e6};             ///< total uplink bandwidth B
     double ueTxPowerDbm{23.0};            ///< device transmit power

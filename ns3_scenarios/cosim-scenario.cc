@@ -237,10 +237,15 @@ main(int argc, char* argv[])
     cmd.AddValue("shadowingSigma", "log-distance shadowing std. deviation (dB)", p.shadowingSigmaDb);
     cmd.AddValue("fading", "rayleigh | nakagami | none", p.fading);
     cmd.AddValue("nakagamiM", "Nakagami m parameter (fading=nakagami)", p.nakagamiM);
-    cmd.AddValue("losUpdatePeriod",
-                 "uma/umi: seconds between redraws of each link's LOS/NLOS state (0 = once per run; "
-                 "moving devices: about 50 m / speed)",
-                 p.losUpdatePeriodS);
+    cmd.AddValue("fadingProcess",
+                 "doppler (each link's fade follows its device's motion: Doppler v f_c / c, constant "
+                 "at rest) | per-packet (a new independent draw for every packet)",
+                 p.fadingProcess);
+    cmd.AddValue("losCorrelation",
+                 "uma/umi: a link's LOS/NLOS state is drawn anew each time its device has moved this "
+                 "far (m; 3GPP TR 38.901's LOS correlation distance, 50 m in UMa and UMi; 0 = once "
+                 "per run)",
+                 p.losCorrelationM);
     cmd.AddValue("frequency", "carrier frequency (Hz)", p.frequencyHz);
     cmd.AddValue("bandwidth", "total uplink bandwidth B (Hz)", p.bandwidthHz);
     cmd.AddValue("ueTxPower", "device transmit power (dBm)", p.ueTxPowerDbm);

@@ -175,8 +175,7 @@ class LteRadio : public CosimRadio
     uint16_t m_srsPeriodMs{0};
     uint16_t m_nextPort{FIRST_PORT};
 
-    std::map<uint16_t, std::pair<double, uint32_t>> m_srs; ///< rnti -> SRS SINR (linear) sum, count
-    std::vector<ChannelMeasurement> m_lastMeasurement;
+    std::map<uint16_t, double> m_srs; ///< rnti -> SINR (linear) of its last SRS
 
     // state of the running round
     std::map<uint16_t, UlStats> m_ulStats;
@@ -279,7 +278,6 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
             ->TraceConnectWithoutContext("ReportUlPhyResourceBlocks",
                                          MakeCallback(&LteRadio::OnUlRbs, this));
     }
-    m_lastMeasurement.assign(ues.GetN(), ChannelMeasurement{NaN, NaN, NaN, m_enbDev->GetCellId()});
 }
 
 Time
@@ -310,38 +308,32 @@ std::vector<ChannelMeasurement>
 LteRadio::Measure()
 {
     std::vector<uint16_t> rntis = Rntis();
-    // devices never sounded yet: wait one more SRS period
-    for (uint32_t k = 0; k < rntis.size(); ++k)
-    {
-        if (!m_srs.count(rntis[k]) && std::isnan(m_lastMeasurement[k].sinrDb))
-        {
-            Simulator::Stop(MilliSeconds(m_srsPeriodMs));
-            Simulator::Run();
-            break;
-        }
-    }
+    // every device sounds the whole band once per SRS period: run one period and keep each one's
+    // sounding, the same quantity as the ideal-fdma radio's report (one wideband sounding)
+    m_srs.clear();
+    Simulator::Stop(MilliSeconds(m_srsPeriodMs));
+    Simulator::Run();
     // single cell, no interference: SINR = SNR; rx power = SINR x noise over the sounded band
     double noiseDbm = NoisePsdDbmHz(m_params) + 10 * std::log10(m_numRb * 180e3);
+    std::vector<ChannelMeasurement> measured(rntis.size());
     for (uint32_t k = 0; k < rntis.size(); ++k)
     {
         auto it = m_srs.find(rntis[k]);
-        if (it != m_srs.end() && it->second.second > 0)
+        if (it == m_srs.end())
         {
-            double sinrDb = 10 * std::log10(it->second.first / it->second.second);
-            m_lastMeasurement[k] = ChannelMeasurement{sinrDb, sinrDb, sinrDb + noiseDbm,
-                                                      m_enbDev->GetCellId()};
+            throw std::runtime_error("radio lte: device " + std::to_string(k) + " sent no SRS in " +
+                                     std::to_string(m_srsPeriodMs) + " ms");
         }
+        double sinrDb = 10 * std::log10(it->second);
+        measured[k] = ChannelMeasurement{sinrDb, sinrDb, sinrDb + noiseDbm, m_enbDev->GetCellId()};
     }
-    m_srs.clear();
-    return m_lastMeasurement;
+    return measured;
 }
 
 void
 LteRadio::OnSrsSinr(uint16_t, uint16_t rnti, double sinrLinear, uint8_t)
 {
-    auto& acc = m_srs[rnti];
-    acc.first += sinrLinear;
-    acc.second += 1;
+    m_srs[rnti] = sinrLinear; // mean over the sounded resource blocks
 }
 
 void

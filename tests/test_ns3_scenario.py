@@ -15,10 +15,11 @@ RADIOS = ["ideal-fdma", "lte"]
 
 
 def fixed_cell(tmp_path, radio, distances_m, **kw) -> ScenarioConfig:
-    """Devices standing still on the x axis at the given distances; no fading, no shadowing."""
+    """Devices standing still on the x axis at the given distances; no fading, no shadowing
+    unless `kw` says otherwise."""
     trace = write_trace(tmp_path / "fixed.ns2", {i: (d, 0.0) for i, d in enumerate(distances_m)})
-    return ScenarioConfig(devices=len(distances_m), radio=radio, mobility="ns2", trace_file=trace,
-                          fading="none", shadowing=False, **kw)
+    return ScenarioConfig(**{"devices": len(distances_m), "radio": radio, "mobility": "ns2",
+                             "trace_file": trace, "fading": "none", "shadowing": False, **kw})
 
 
 def one_device_plan(k: int, share: float, payload: int, deadline_s: float = 20.0) -> RoundPlan:
@@ -141,22 +142,32 @@ def test_flow_monitor_xml_records_the_round_traffic(ns3_binary, tmp_path):
     assert text.count("<Flow flowId=") >= 4  # uplink and downlink of both devices
 
 
-@pytest.mark.parametrize("period_s", [0.0, 1.0])
-def test_los_state_is_redrawn_only_with_an_update_period(ns3_binary, tmp_path, period_s):
-    """Standing devices, no fading or shadowing: only the 3GPP LOS/NLOS state can change the SNR,
-    and ns-3 redraws it only when its update period is set."""
-    distances = [60.0, 90.0, 120.0, 150.0, 180.0, 210.0]
-    cfg = fixed_cell(tmp_path, "ideal-fdma", distances, los_update_period_s=period_s)
-    snrs = []
-    with Ns3Simulation(cfg) as sim:
-        for t in range(6):
-            snrs.append(sim.channel_report().snr_db)
-            sim.execute(RoundPlan.equal_shares(t, [True] + [False] * 5, 50_000_000, 1000, deadline_s=3.0))
-    jumps = np.abs(np.diff(np.array(snrs), axis=0))
-    if period_s == 0.0:
-        assert jumps.max() == 0.0
-    else:  # LOS and NLOS UMa losses differ by several dB at these distances
-        assert jumps.max() > 3.0
+def test_los_state_is_redrawn_as_devices_move_and_kept_at_rest(ns3_binary, tmp_path):
+    """No fading or shadowing: only the 3GPP LOS/NLOS state can change a device's SNR beyond what
+    its distance does. Devices 0-5 walk 40 m (well under 1 dB of path loss at 150 m) in steps of
+    2 m, devices 6-11 stand still: only walkers, and only with a correlation distance, change
+    state (LOS and NLOS UMa losses differ by several dB)."""
+    positions = {i: (150.0, 0.0) if i < 6 else (150.0 * math.cos(i), 150.0 * math.sin(i)) for i in range(12)}
+    moves = [(0.0, i, 150.0, 40.0, 2.0) for i in range(6)]
+    trace = write_trace(tmp_path / "walk.ns2", positions, moves)
+
+    def jumps(correlation_m: float) -> np.ndarray:
+        cfg = ScenarioConfig(devices=12, mobility="ns2", trace_file=trace, fading="none", shadowing=False,
+                             los_correlation_m=correlation_m)
+        snrs, distances = [], []
+        with Ns3Simulation(cfg) as sim:
+            for t in range(20):
+                report = sim.channel_report()
+                snrs.append(report.snr_db)
+                distances.append(report.records["distance_m"])
+                sim.execute(RoundPlan.equal_shares(t, [True] + [False] * 11, 1, 1, deadline_s=1.0,
+                                                   compute_time_s=1.0))
+        assert distances[-1][0] > distances[0][0] + 3.0  # the walkers did move
+        return np.abs(np.diff(np.array(snrs), axis=0)).max(axis=0)
+
+    once, redrawn = jumps(0.0), jumps(5.0)
+    assert once.max() < 1.0
+    assert redrawn[6:].max() == 0.0 and redrawn[:6].max() > 3.0
 
 
 def test_ideal_fdma_splits_the_downlink_equally_whatever_the_uplink_shares(ns3_binary, tmp_path):
