@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 MAGIC = 0x4D495343  # "CSIM" read as a little-endian u32
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 SEM_BYTES = 32  # sizeof(sem_t) on 64-bit glibc (x86_64, aarch64); the C++ header asserts it
 ERROR_BYTES = 512
 
@@ -115,6 +115,8 @@ REPORT_RECORD = Struct(
     (
         F("device_id", "u32", "0..K-1"),
         F("serving_cell", "u32", "cell id of the serving base station"),
+        F("present", "u32", "1 if the device is in the scenario now (a trace's may not be yet, or no more)"),
+        F("los_state", "u32", "the link's 3GPP state: 1 line of sight, 0 not, 2 none (log-distance)"),
         F("snr_db", "f64", "wideband uplink SNR measured at the base station (whole band)"),
         F("sinr_db", "f64", "wideband uplink SINR measured at the base station"),
         F("rx_power_dbm", "f64", "received power of the device's sounding signal"),

@@ -29,6 +29,11 @@ class ChannelReport:
     def snr_db(self) -> np.ndarray:
         return self.records["snr_db"]
 
+    @property
+    def present(self) -> np.ndarray:
+        """Devices in the scenario now: a trace's device may not have entered yet, or have left."""
+        return self.records["present"].astype(bool)
+
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.records)
         df.insert(0, "round", self.round_index)

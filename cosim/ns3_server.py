@@ -114,7 +114,7 @@ def scenario_from_dict(data) -> ScenarioConfig:
         raise ConfigError("scenario.ns3_attributes cannot be sent to an ns-3 server; run ns-3 locally "
                           "(transport=shm) to set ns-3 attributes")
     kw["ns3_attributes"] = ()
-    for key in ("trace_file", "flow_monitor_xml"):  # paths on this (the ns-3) host
+    for key in ("trace_file", "activity_file", "flow_monitor_xml"):  # paths on this (the ns-3) host
         if kw.get(key) is not None:
             kw[key] = Path(kw[key])
     try:

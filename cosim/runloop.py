@@ -315,7 +315,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
                 tx_power_w=tx_power_w, compute_energy_j=compute.energy_j,
                 energy_budget_j=cfg.energy_budget_j, server_time_s=server.time_s,
                 deadline_s=cfg.deadline_s * (1.0 - cfg.deadline_margin), bandwidth_hz=report.bandwidth_hz,
-                round_index=t, snr_gap_db=cfg.scenario.link_margin_db,
+                round_index=t, snr_gap_db=cfg.scenario.link_margin_db, present=report.present,
                 rate_efficiency=calibration.efficiency if cfg.calibrate_rate else 1.0)
             inputs = replace(inputs, server_wait_s=server.wait_allowance_s(inputs))
             with timed(times, "plan_wall_s"):
@@ -373,6 +373,7 @@ def device_rows(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan
     return {
         "round": np.full(len(rec), t), "device_id": rec["device_id"].astype(int),
         "scheduled": plan.scheduled, "delivered": delivered, "bandwidth_share": plan.bandwidth_share,
+        "present": rep["present"].astype(bool), "los_state": rep["los_state"].astype(np.int8),
         "snr_db": rep["snr_db"], "distance_m": rep["distance_m"], "speed_mps": rep["speed_mps"],
         "cpu_freq_hz": compute.freq_hz,
         "predicted_delay_s": plan.predicted_delay_s, "realised_delay_s": rec["completion_time_s"],

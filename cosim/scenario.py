@@ -29,6 +29,7 @@ class ScenarioConfig:
     radio: str = "ideal-fdma"
     mobility: str = "random-walk"
     trace_file: Path | None = None
+    activity_file: Path | None = None
     cell_radius_m: float = 250.0
     min_distance_m: float = 10.0
     speed_min_mps: float = 0.5
@@ -102,9 +103,15 @@ class ScenarioConfig:
         for item in self.ns3_attributes:
             need(isinstance(item, str) and NS3_ATTRIBUTE.fullmatch(item) is not None, "ns3_attributes",
                  f"{item!r} is not of the form ns3::Class::Attribute=value")
+        if self.propagation in ("uma", "umi"):  # 3GPP TR 38.901 Table 7.4.1-1
+            need(1.5 <= self.ue_height_m <= 22.5, "ue_height_m",
+                 f"the {self.propagation} path loss model covers devices 1.5 to 22.5 m high")
         if self.mobility == "ns2":
             need(self.trace_file is not None, "trace_file", "an ns-2 trace is needed for mobility=ns2")
             need(Path(self.trace_file).is_file(), "trace_file", "file does not exist")
+        if self.activity_file is not None:
+            need(self.mobility == "ns2", "activity_file", "goes with mobility=ns2 (it times a trace's nodes)")
+            need(Path(self.activity_file).is_file(), "activity_file", "file does not exist")
 
     def to_args(self) -> list[str]:
         """Command-line flags of ``cosim-scenario`` for this configuration."""
@@ -140,6 +147,8 @@ class ScenarioConfig:
         }
         if self.trace_file is not None:
             flags["traceFile"] = Path(self.trace_file).resolve()
+        if self.activity_file is not None:
+            flags["activityFile"] = Path(self.activity_file).resolve()
         if self.flow_monitor_xml is not None:
             flags["flowMonitor"] = Path(self.flow_monitor_xml).resolve()
         args = [f"--{k}={v!r}" if isinstance(v, float) else f"--{k}={v}" for k, v in flags.items()]

@@ -211,11 +211,27 @@ class Ns2Trace:
     path_length_m: list[float]  # per node, along the sampled positions
     max_distance_m: float  # farthest horizontal distance from the base station
 
+    @property
+    def activity(self) -> str:
+        """SUMO's ns2activity format: every node is in the scenario from 0 to the window's end
+        (the vehicles were chosen for that), and absent after it, where the trace knows nothing."""
+        lines = [f'$ns_ at 0 "$g({n}) start"; # SUMO-ID: {vid}' for n, vid in enumerate(self.vehicles)]
+        lines += [f'$ns_ at {_fmt(self.duration_s, 6)} "$g({n}) stop"; # SUMO-ID: {vid}'
+                  for n, vid in enumerate(self.vehicles)]
+        return "\n".join(lines) + "\n"
+
     def write(self, out: Path | str) -> Path:
+        """The trace to `out` and its activity file to `activity_path(out)`."""
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(self.text)
+        activity_path(out).write_text(self.activity)
         return out
+
+
+def activity_path(trace: Path) -> Path:
+    """Where `cosim sumo` puts the activity file of the trace `trace`."""
+    return trace.with_name(trace.name + ".activity")
 
 
 def fcd_to_ns2(fcd: Fcd | Path | str, devices: int, *, start_s: float | None = None,
@@ -494,15 +510,18 @@ normc(1,0.1,0.8,1.2)); with the traffic lights they average about 9 m/s.
 The same DEVICES cars stay on the road all along: node i is car dev<i>.
 
 SUMO first runs --warmup-s seconds (cars spread and reach speed); the end
-of the warm-up is time 0 of the trace and of ns-3. When the trace ends the
-devices stand still: make it at least as long as the simulated time of the
-run (about rounds x deadline_s). The same options give the same file.
+of the warm-up is time 0 of the trace and of ns-3. Beside the trace goes
+OUT.activity (SUMO's ns2activity format): every car is in the scenario from
+0 to the trace's end and absent after it, where no policy can schedule it;
+make the trace at least as long as the simulated time of the run (about
+rounds x deadline_s). The same options give the same files.
 
 \b
 Example (the default preset has 10 devices; otherwise add
 scenario.devices=K to match --devices):
   cosim sumo trace --devices 10 --duration-s 600 --seed 1 --out trace.ns2
   cosim run default scenario.mobility=ns2 scenario.trace_file=trace.ns2
+      scenario.activity_file=trace.ns2.activity
 """
 
 
@@ -538,7 +557,7 @@ def trace_cmd(
     print(f"mean speed {result.mean_speed_mps:.1f} m/s, farthest {t.max_distance_m:.0f} m from the "
           "base station")
     print(f"use: cosim run default scenario.mobility=ns2 scenario.trace_file={result.path} "
-          f"scenario.devices={devices}")
+          f"scenario.activity_file={activity_path(result.path)} scenario.devices={devices}")
 
 
 @sumo_app.command("convert")
@@ -565,5 +584,5 @@ def convert_cmd(
     except SumoError as e:
         _fail(str(e))
     trace.write(out)
-    print(f"wrote {out}: vehicles {', '.join(trace.vehicles)} as nodes 0..{devices - 1}, "
-          f"{_fmt(trace.duration_s, 3)} s")
+    print(f"wrote {out} and {activity_path(out)}: vehicles {', '.join(trace.vehicles)} as nodes "
+          f"0..{devices - 1}, {_fmt(trace.duration_s, 3)} s")

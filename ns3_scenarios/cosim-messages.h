@@ -11,7 +11,7 @@ namespace cosim
 {
 
 constexpr uint32_t MAGIC = 0x4D495343;
-constexpr uint32_t LAYOUT_VERSION = 2;
+constexpr uint32_t LAYOUT_VERSION = 3;
 static_assert(sizeof(sem_t) == 32, "sem_t size differs from the layout's");
 
 constexpr uint32_t CMD_NONE = 0;
@@ -80,6 +80,8 @@ struct ReportRecord
 {
     uint32_t device_id; ///< 0..K-1
     uint32_t serving_cell; ///< cell id of the serving base station
+    uint32_t present; ///< 1 if the device is in the scenario now (a trace's may not be yet, or no more)
+    uint32_t los_state; ///< the link's 3GPP state: 1 line of sight, 0 not, 2 none (log-distance)
     double snr_db; ///< wideband uplink SNR measured at the base station (whole band)
     double sinr_db; ///< wideband uplink SINR measured at the base station
     double rx_power_dbm; ///< received power of the device's sounding signal
@@ -90,18 +92,20 @@ struct ReportRecord
     double speed_mps; ///< speed
     double distance_m; ///< 3-D distance to the serving base station
 };
-static_assert(sizeof(ReportRecord) == 80, "ReportRecord size");
+static_assert(sizeof(ReportRecord) == 88, "ReportRecord size");
 static_assert(offsetof(ReportRecord, device_id) == 0, "ReportRecord.device_id");
 static_assert(offsetof(ReportRecord, serving_cell) == 4, "ReportRecord.serving_cell");
-static_assert(offsetof(ReportRecord, snr_db) == 8, "ReportRecord.snr_db");
-static_assert(offsetof(ReportRecord, sinr_db) == 16, "ReportRecord.sinr_db");
-static_assert(offsetof(ReportRecord, rx_power_dbm) == 24, "ReportRecord.rx_power_dbm");
-static_assert(offsetof(ReportRecord, tx_power_dbm) == 32, "ReportRecord.tx_power_dbm");
-static_assert(offsetof(ReportRecord, x_m) == 40, "ReportRecord.x_m");
-static_assert(offsetof(ReportRecord, y_m) == 48, "ReportRecord.y_m");
-static_assert(offsetof(ReportRecord, z_m) == 56, "ReportRecord.z_m");
-static_assert(offsetof(ReportRecord, speed_mps) == 64, "ReportRecord.speed_mps");
-static_assert(offsetof(ReportRecord, distance_m) == 72, "ReportRecord.distance_m");
+static_assert(offsetof(ReportRecord, present) == 8, "ReportRecord.present");
+static_assert(offsetof(ReportRecord, los_state) == 12, "ReportRecord.los_state");
+static_assert(offsetof(ReportRecord, snr_db) == 16, "ReportRecord.snr_db");
+static_assert(offsetof(ReportRecord, sinr_db) == 24, "ReportRecord.sinr_db");
+static_assert(offsetof(ReportRecord, rx_power_dbm) == 32, "ReportRecord.rx_power_dbm");
+static_assert(offsetof(ReportRecord, tx_power_dbm) == 40, "ReportRecord.tx_power_dbm");
+static_assert(offsetof(ReportRecord, x_m) == 48, "ReportRecord.x_m");
+static_assert(offsetof(ReportRecord, y_m) == 56, "ReportRecord.y_m");
+static_assert(offsetof(ReportRecord, z_m) == 64, "ReportRecord.z_m");
+static_assert(offsetof(ReportRecord, speed_mps) == 72, "ReportRecord.speed_mps");
+static_assert(offsetof(ReportRecord, distance_m) == 80, "ReportRecord.distance_m");
 
 /// Round-level part of a plan.
 struct PlanHeader

@@ -12,8 +12,11 @@
 #include "ns3/uinteger.h"
 #include "ns3/nstime.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -68,10 +71,22 @@ DiscAllocator(const MobilityParams& p, uint32_t n)
     return alloc;
 }
 
-} // namespace
+/// What a trace says of one node: its initial position and its moves (time, x, y, speed).
+struct TraceNode
+{
+    double x{0};
+    double y{0};
+    double z{0};
+    bool hasZ{false};
+    bool placed{false};
+    std::vector<std::array<double, 4>> moves;
+};
 
-void
-ValidateNs2Trace(const std::string& path, uint32_t numNodes)
+/// Check an ns-2 mobility trace line by line for `numNodes` nodes and return what it says of
+/// each; throws std::runtime_error "FILE:LINE: reason" at the first bad line (ns-3's own reader
+/// skips what it cannot parse).
+std::vector<TraceNode>
+ReadNs2Trace(const std::string& path, uint32_t numNodes)
 {
     std::ifstream in(path);
     if (!in)
@@ -81,7 +96,7 @@ ValidateNs2Trace(const std::string& path, uint32_t numNodes)
     static const std::regex setPos(R"(^\$node_\((\d+)\)\s+set\s+([XYZ])_\s+(\S+)$)");
     static const std::regex setDest(
         R"(^\$ns_\s+at\s+(\S+)\s+\"\$node_\((\d+)\)\s+setdest\s+(\S+)\s+(\S+)\s+(\S+)\"$)");
-    std::set<uint32_t> placed;
+    std::vector<TraceNode> nodes(numNodes);
     std::string line;
     uint32_t n = 0;
     while (std::getline(in, line))
@@ -97,24 +112,25 @@ ValidateNs2Trace(const std::string& path, uint32_t numNodes)
         std::smatch m;
         std::string where = Where(path, n);
         uint32_t node;
+        std::array<double, 4> move{};
+        bool isMove = false;
+        double coordinate = 0;
         if (std::regex_match(body, m, setPos))
         {
             node = std::stoul(m[1]);
-            ParseNumber(m[3], where, std::string("coordinate ") + m[2].str());
-            placed.insert(node);
+            coordinate = ParseNumber(m[3], where, std::string("coordinate ") + m[2].str());
         }
         else if (std::regex_match(body, m, setDest))
         {
-            double t = ParseNumber(m[1], where, "time");
+            move = {ParseNumber(m[1], where, "time"), ParseNumber(m[3], where, "x"),
+                    ParseNumber(m[4], where, "y"), ParseNumber(m[5], where, "speed")};
             node = std::stoul(m[2]);
-            ParseNumber(m[3], where, "x");
-            ParseNumber(m[4], where, "y");
-            double speed = ParseNumber(m[5], where, "speed");
-            if (t < 0)
+            isMove = true;
+            if (move[0] < 0)
             {
                 throw std::runtime_error(where + "negative time " + m[1].str());
             }
-            if (speed < 0)
+            if (move[3] < 0)
             {
                 throw std::runtime_error(where + "negative speed " + m[5].str());
             }
@@ -132,19 +148,131 @@ ValidateNs2Trace(const std::string& path, uint32_t numNodes)
                                      std::to_string(numNodes) + " devices, 0.." +
                                      std::to_string(numNodes - 1) + ")");
         }
+        TraceNode& t = nodes[node];
+        if (isMove)
+        {
+            t.moves.push_back(move);
+        }
+        else if (m[2] == "X")
+        {
+            t.x = coordinate;
+            t.placed = true;
+        }
+        else if (m[2] == "Y")
+        {
+            t.y = coordinate;
+        }
+        else
+        {
+            t.z = coordinate;
+            t.hasZ = true;
+        }
     }
     for (uint32_t i = 0; i < numNodes; ++i)
     {
-        if (!placed.count(i))
+        if (!nodes[i].placed)
         {
             throw std::runtime_error(path + ": device " + std::to_string(i) +
                                      " has no initial position (`$node_(" + std::to_string(i) +
                                      ") set X_ ...`)");
         }
+        std::sort(nodes[i].moves.begin(), nodes[i].moves.end());
+    }
+    return nodes;
+}
+
+/// When a node reaches its last position: the end of its last move, followed through every
+/// move before it as ns-3 does (a move starts from where the node is at its time); +inf if it
+/// never moves (its one position holds for the whole run).
+double
+LastPositionS(const TraceNode& t)
+{
+    if (t.moves.empty())
+    {
+        return std::numeric_limits<double>::infinity();
+    }
+    double x = t.x, y = t.y;   // where the current move started
+    double at = 0, arrive = 0; // when it started and when it ends
+    double tx = t.x, ty = t.y, speed = 0;
+    for (const auto& [time, destX, destY, v] : t.moves)
+    {
+        if (time < arrive && speed > 0) // cut short: where the node is now
+        {
+            double f = (time - at) / (arrive - at);
+            x += f * (tx - x);
+            y += f * (ty - y);
+        }
+        else
+        {
+            x = tx;
+            y = ty;
+        }
+        at = time;
+        tx = destX;
+        ty = destY;
+        speed = v;
+        double distance = std::hypot(tx - x, ty - y);
+        arrive = time + (v > 0 ? distance / v : 0.0);
+    }
+    return arrive;
+}
+
+/// A SUMO ns2activity file (`$ns_ at T "$g(N) start"` / `stop`, as traceExporter writes it with
+/// numeric ids): [start, stop] per node; a node it does not mention is there all along.
+void
+ReadActivity(const std::string& path, uint32_t numNodes, Presence& presence)
+{
+    std::ifstream in(path);
+    if (!in)
+    {
+        throw std::runtime_error(path + ": cannot open the activity file");
+    }
+    static const std::regex event(
+        R"(^\$ns_\s+at\s+(\S+)\s+\"\$g\((\d+)\)\s+(start|stop)\"\s*;?\s*(#.*)?$)");
+    std::string line;
+    uint32_t n = 0;
+    while (std::getline(in, line))
+    {
+        ++n;
+        auto first = line.find_first_not_of(" \t\r");
+        if (first == std::string::npos || line[first] == '#')
+        {
+            continue;
+        }
+        auto last = line.find_last_not_of(" \t\r");
+        std::string body = line.substr(first, last - first + 1);
+        std::smatch m;
+        std::string where = Where(path, n);
+        if (!std::regex_match(body, m, event))
+        {
+            throw std::runtime_error(where + "not an activity event (expected `$ns_ at t \"$g(i) "
+                                             "start\"` or `stop`, numeric ids): " + body);
+        }
+        double t = ParseNumber(m[1], where, "time");
+        uint32_t node = std::stoul(m[2]);
+        if (node >= numNodes)
+        {
+            throw std::runtime_error(where + "node " + std::to_string(node) + " does not exist (the "
+                                     "scenario has " + std::to_string(numNodes) + " devices)");
+        }
+        (m[3] == "start" ? presence.enterS : presence.leaveS)[node] = t;
     }
 }
 
-void
+/// The range of device heights a path loss model is defined for (3GPP TR 38.901 Table 7.4.1-1).
+std::pair<double, double>
+HeightRange(const std::string& propagation)
+{
+    if (propagation == "uma" || propagation == "umi")
+    {
+        return {1.5, 22.5};
+    }
+    return {0.0, std::numeric_limits<double>::infinity()};
+}
+
+} // namespace
+
+Presence
 InstallMobility(const MobilityParams& p, NodeContainer bs, NodeContainer ues)
 {
     MobilityHelper fixed;
@@ -154,12 +282,46 @@ InstallMobility(const MobilityParams& p, NodeContainer bs, NodeContainer ues)
     fixed.SetMobilityModel("ns3::ConstantPositionMobilityModel");
     fixed.Install(bs);
 
+    const uint32_t k = ues.GetN();
+    const double forever = std::numeric_limits<double>::infinity();
+    Presence presence{std::vector<double>(k, 0.0), std::vector<double>(k, forever)};
+    auto [lowest, highest] = HeightRange(p.propagation);
     if (p.model == "ns2")
     {
-        ValidateNs2Trace(p.traceFile, ues.GetN());
+        std::vector<TraceNode> nodes = ReadNs2Trace(p.traceFile, k);
         Ns2MobilityHelper ns2(p.traceFile);
         ns2.Install(ues.Begin(), ues.End());
-        return;
+        for (uint32_t i = 0; i < k; ++i)
+        {
+            // SUMO's exporter writes Z_ 0 for a vehicle: no device is at ground level
+            double z = nodes[i].hasZ && nodes[i].z != 0 ? nodes[i].z : p.ueHeightM;
+            if (z < lowest || z > highest)
+            {
+                throw std::runtime_error(p.traceFile + ": node " + std::to_string(i) + " is " +
+                                         std::to_string(z) + " m high, outside the " + p.propagation +
+                                         " path loss model's device heights (" +
+                                         std::to_string(lowest) + "-" + std::to_string(highest) +
+                                         " m); fix its Z_ or scenario.ue_height_m");
+            }
+            ues.Get(i)->GetObject<MobilityModel>()->SetPosition(Vector(nodes[i].x, nodes[i].y, z));
+            presence.leaveS[i] = LastPositionS(nodes[i]);
+        }
+        if (!p.activityFile.empty())
+        {
+            presence.leaveS.assign(k, forever);
+            ReadActivity(p.activityFile, k, presence);
+        }
+        return presence;
+    }
+    if (!p.activityFile.empty())
+    {
+        throw std::runtime_error("--activityFile goes with --mobility=ns2 (a trace's nodes)");
+    }
+    if (p.ueHeightM < lowest || p.ueHeightM > highest)
+    {
+        throw std::runtime_error("--ueHeight=" + std::to_string(p.ueHeightM) + " m is outside the " +
+                                 p.propagation + " path loss model's device heights (" +
+                                 std::to_string(lowest) + "-" + std::to_string(highest) + " m)");
     }
 
     MobilityHelper mob;
@@ -210,6 +372,7 @@ InstallMobility(const MobilityParams& p, NodeContainer bs, NodeContainer ues)
                                  "' (constant, random-walk, random-waypoint, gauss-markov, ns2)");
     }
     mob.Install(ues);
+    return presence;
 }
 
 } // namespace cosim

@@ -6,6 +6,7 @@
 #include "ns3/node-container.h"
 
 #include <string>
+#include <vector>
 
 namespace cosim
 {
@@ -14,6 +15,8 @@ struct MobilityParams
 {
     std::string model{"random-walk"}; ///< constant | random-walk | random-waypoint | gauss-markov | ns2
     std::string traceFile;            ///< ns-2 trace (model=ns2)
+    std::string activityFile;         ///< SUMO ns2activity file: when each node starts and stops
+    std::string propagation{"uma"};   ///< the path loss model, whose range of device heights applies
     double cellRadiusM{250.0};        ///< devices are placed uniformly in this disc
     double minDistanceM{10.0};        ///< ... but not closer than this to the base station
     double speedMinMps{0.5};
@@ -22,13 +25,23 @@ struct MobilityParams
     double ueHeightM{1.5};
 };
 
-/// Put the base station at the origin and install the devices' mobility.
-/// Throws std::runtime_error naming the file, line and reason for a malformed ns-2 trace.
-void InstallMobility(const MobilityParams& params, ns3::NodeContainer bs, ns3::NodeContainer ues);
+/// When each device is in the scenario, in simulated seconds: from enterS[k] until leaveS[k].
+/// Devices of the built-in mobility models are always there; a trace's may enter late or leave.
+struct Presence
+{
+    std::vector<double> enterS;
+    std::vector<double> leaveS;
 
-/// Check an ns-2 mobility trace line by line for `numNodes` nodes; throws std::runtime_error
-/// "FILE:LINE: reason" at the first bad line. ns-3's own reader skips what it cannot parse.
-void ValidateNs2Trace(const std::string& path, uint32_t numNodes);
+    bool At(uint32_t device, double nowS) const
+    {
+        return enterS[device] <= nowS && nowS <= leaveS[device];
+    }
+};
+
+/// Put the base station at the origin and install the devices' mobility; returns when each
+/// device is present. Throws std::runtime_error naming the file, line (or node) and reason for
+/// a malformed ns-2 trace or activity file, or a height the path loss model does not cover.
+Presence InstallMobility(const MobilityParams& params, ns3::NodeContainer bs, ns3::NodeContainer ues);
 
 } // namespace cosim
 

@@ -265,6 +265,17 @@ MakePropagationLoss(const ScenarioParams& p)
     return head;
 }
 
+uint32_t
+LosState(Ptr<PropagationLossModel> loss, Ptr<MobilityModel> a, Ptr<MobilityModel> b)
+{
+    auto threeGpp = DynamicCast<ThreeGppPropagationLossModel>(loss);
+    if (!threeGpp)
+    {
+        return 2;
+    }
+    return threeGpp->GetChannelConditionModel()->GetChannelCondition(a, b)->IsLos() ? 1 : 0;
+}
+
 void
 PrimePropagationLoss(Ptr<PropagationLossModel> loss, NodeContainer bs, NodeContainer ues)
 {

@@ -5,6 +5,7 @@
 
 #include "cosim-messages.h"
 
+#include "ns3/mobility-model.h"
 #include "ns3/node-container.h"
 #include "ns3/nstime.h"
 #include "ns3/propagation-loss-model.h"
@@ -50,6 +51,7 @@ struct ChannelMeasurement
     double sinrDb;
     double rxPowerDbm;
     uint32_t servingCell;
+    uint32_t losState; ///< 1 line of sight, 0 not, 2 the path loss model has no such state
 };
 
 class CosimRadio
@@ -98,6 +100,11 @@ std::unique_ptr<CosimRadio> MakeIdealFdmaRadio();
 /// The large-scale + fast-fading propagation chain selected by the parameters, shared by both
 /// radios so the same flags mean the same channel. ns-3 adds fading at the end of the chain.
 ns3::Ptr<ns3::PropagationLossModel> MakePropagationLoss(const ScenarioParams& params);
+
+/// The LOS state of a link in the chain's 3GPP condition model: 1 LOS, 0 NLOS, 2 none (log-distance).
+uint32_t LosState(ns3::Ptr<ns3::PropagationLossModel> loss,
+                  ns3::Ptr<ns3::MobilityModel> a,
+                  ns3::Ptr<ns3::MobilityModel> b);
 
 /// ns-3's 3GPP shadowing replaces the value drawn at a link's first evaluation by another one at
 /// its second: spend that first evaluation of every device-to-base-station link at set-up, so

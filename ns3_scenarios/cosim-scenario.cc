@@ -35,8 +35,8 @@ namespace
 
 /// The report every radio produces, completed with what the scenario itself knows.
 void
-FillReport(CosimRadio& radio, const ScenarioParams& p, NodeContainer bs, NodeContainer ues,
-           uint32_t round, ReportHeader& header, ReportRecord* records)
+FillReport(CosimRadio& radio, const ScenarioParams& p, const Presence& presence, NodeContainer bs,
+           NodeContainer ues, uint32_t round, ReportHeader& header, ReportRecord* records)
 {
     auto measured = radio.Measure();
     header.round_index = round;
@@ -53,6 +53,8 @@ FillReport(CosimRadio& radio, const ScenarioParams& p, NodeContainer bs, NodeCon
         ReportRecord& r = records[k];
         r.device_id = k;
         r.serving_cell = measured[k].servingCell;
+        r.present = presence.At(k, header.sim_time_s) ? 1 : 0;
+        r.los_state = measured[k].losState;
         r.snr_db = measured[k].snrDb;
         r.sinr_db = measured[k].sinrDb;
         r.rx_power_dbm = measured[k].rxPowerDbm;
@@ -65,9 +67,25 @@ FillReport(CosimRadio& radio, const ScenarioParams& p, NodeContainer bs, NodeCon
     }
 }
 
+/// A plan may not give a device traffic while it is absent (not yet in its trace, or gone).
+void
+CheckPresent(const PlanHeader& plan, const PlanRecord* records, const Presence& presence)
+{
+    double now = Simulator::Now().GetSeconds();
+    for (uint32_t i = 0; i < plan.num_devices; ++i)
+    {
+        if (records[i].scheduled && !presence.At(records[i].device_id, now))
+        {
+            throw std::runtime_error("the plan schedules device " + std::to_string(records[i].device_id) +
+                                     ", which is not in the mobility trace at t = " +
+                                     std::to_string(now) + " s (the channel report says present=0)");
+        }
+    }
+}
+
 void
 RunBridge(const std::string& shm, double idleTimeoutS, CosimRadio& radio, const ScenarioParams& p,
-          NodeContainer bs, NodeContainer ues)
+          const Presence& presence, NodeContainer bs, NodeContainer ues)
 {
     ShmBridge bridge(shm, idleTimeoutS);
     if (bridge.Header().max_devices < ues.GetN())
@@ -86,7 +104,7 @@ RunBridge(const std::string& shm, double idleTimeoutS, CosimRadio& radio, const 
         {
             if (cmd == CMD_REPORT)
             {
-                FillReport(radio, p, bs, ues, round, bridge.Report(), bridge.ReportRecords());
+                FillReport(radio, p, presence, bs, ues, round, bridge.Report(), bridge.ReportRecords());
                 bridge.Reply(STATUS_OK);
             }
             else if (cmd == CMD_EXECUTE)
@@ -97,6 +115,7 @@ RunBridge(const std::string& shm, double idleTimeoutS, CosimRadio& radio, const 
                     throw std::runtime_error("the plan has " + std::to_string(plan.num_devices) +
                                              " devices, the scenario " + std::to_string(ues.GetN()));
                 }
+                CheckPresent(plan, bridge.PlanRecords(), presence);
                 radio.Execute(plan, bridge.PlanRecords(), bridge.Outcome(), bridge.OutcomeRecords());
                 round = plan.round_index + 1;
                 bridge.Reply(STATUS_OK);
@@ -173,7 +192,8 @@ ParseShares(const std::string& text, uint32_t k)
 /// simulator's own cost.
 void
 RunStandalone(uint32_t rounds, uint64_t payloadBytes, double deadlineS, const std::string& sharesText,
-              CosimRadio& radio, const ScenarioParams& p, NodeContainer bs, NodeContainer ues)
+              CosimRadio& radio, const ScenarioParams& p, const Presence& presence, NodeContainer bs,
+              NodeContainer ues)
 {
     uint32_t k = ues.GetN();
     std::vector<double> shares = ParseShares(sharesText, k);
@@ -187,10 +207,11 @@ RunStandalone(uint32_t rounds, uint64_t payloadBytes, double deadlineS, const st
     for (uint32_t t = 0; t < rounds; ++t)
     {
         ReportHeader rh{};
-        FillReport(radio, p, bs, ues, t, rh, reports.data());
+        FillReport(radio, p, presence, bs, ues, t, rh, reports.data());
         for (uint32_t i = 0; i < k; ++i)
         {
-            plan[i] = PlanRecord{i, shares[i] > 0 ? 1u : 0u, shares[i], payloadBytes, payloadBytes, 0.0, 0.0};
+            bool go = shares[i] > 0 && reports[i].present;
+            plan[i] = PlanRecord{i, go ? 1u : 0u, shares[i], payloadBytes, payloadBytes, 0.0, 0.0};
         }
         PlanHeader ph{t, k, deadlineS, 1};
         OutcomeHeader oh{};
@@ -264,7 +285,14 @@ main(int argc, char* argv[])
     cmd.AddValue("cellRadius", "devices are placed uniformly in a disc of this radius (m)", m.cellRadiusM);
     cmd.AddValue("minDistance", "minimum distance of a device to the base station (m)", m.minDistanceM);
     cmd.AddValue("mobility", "constant | random-walk | random-waypoint | gauss-markov | ns2", m.model);
-    cmd.AddValue("traceFile", "ns-2 mobility trace (mobility=ns2)", m.traceFile);
+    cmd.AddValue("traceFile",
+                 "ns-2 mobility trace (mobility=ns2); a node without Z_ (or Z_ 0) is --ueHeight high, "
+                 "and is absent after the end of its last move unless --activityFile says otherwise",
+                 m.traceFile);
+    cmd.AddValue("activityFile",
+                 "SUMO ns2activity file (`$ns_ at t \"$g(i) start\"` / `stop`): when each trace node "
+                 "is in the scenario",
+                 m.activityFile);
     cmd.AddValue("speedMin", "minimum device speed (m/s)", m.speedMinMps);
     cmd.AddValue("speedMax", "maximum device speed (m/s)", m.speedMaxMps);
     cmd.AddValue("bsHeight", "base station antenna height (m)", p.bsHeightM);
@@ -280,6 +308,7 @@ main(int argc, char* argv[])
     cmd.Parse(argc, argv);
     m.bsHeightM = p.bsHeightM;
     m.ueHeightM = p.ueHeightM;
+    m.propagation = p.propagation;
 
     try
     {
@@ -293,7 +322,7 @@ main(int argc, char* argv[])
         }
         NodeContainer bs(1);
         NodeContainer ues(p.devices);
-        InstallMobility(m, bs, ues);
+        Presence presence = InstallMobility(m, bs, ues);
         std::unique_ptr<CosimRadio> radio;
         if (p.radio == "lte")
         {
@@ -319,11 +348,11 @@ main(int argc, char* argv[])
 
         if (!shm.empty())
         {
-            RunBridge(shm, bridgeTimeoutS, *radio, p, bs, ues);
+            RunBridge(shm, bridgeTimeoutS, *radio, p, presence, bs, ues);
         }
         else
         {
-            RunStandalone(rounds, payloadBytes, deadlineS, shares, *radio, p, bs, ues);
+            RunStandalone(rounds, payloadBytes, deadlineS, shares, *radio, p, presence, bs, ues);
         }
         if (!flowMonitorXml.empty())
         {

@@ -132,6 +132,9 @@ class IdealFdmaRadio : public CosimRadio
     Ptr<SpectrumValue> FlatPsd(uint32_t lo, uint32_t hi, double powerW) const;
 
     ScenarioParams m_p;
+    Ptr<PropagationLossModel> m_loss;
+    Ptr<MobilityModel> m_bsMobility;
+    std::vector<Ptr<MobilityModel>> m_ueMobility;
     uint32_t m_bins{0};
     double m_binWidth{0};
     double m_bsNoisePsd{0}; ///< W/Hz incl. noise figure
@@ -183,6 +186,13 @@ IdealFdmaRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeCont
     Ptr<PropagationLossModel> loss = MakePropagationLoss(params);
     PrimePropagationLoss(loss, bs, ues);
     auto bsMobility = bs.Get(0)->GetObject<MobilityModel>();
+    m_loss = loss;
+    m_bsMobility = bsMobility;
+    m_ueMobility.clear();
+    for (uint32_t k = 0; k < ues.GetN(); ++k)
+    {
+        m_ueMobility.push_back(ues.Get(k)->GetObject<MobilityModel>());
+    }
     // FDD: uplink and downlink are separate channels, so an uplink packet reaches the base
     // station only and costs O(1), not one filter call per device
     for (auto* channel : {&m_ulChannel, &m_dlChannel})
@@ -258,7 +268,8 @@ IdealFdmaRadio::Measure()
         out[k] = ChannelMeasurement{10.0 * std::log10(rxW / (m_bsNoisePsd * m_p.bandwidthHz)),
                                     10.0 * std::log10(m_measuredSinr[k]),
                                     WToDbm(rxW),
-                                    1};
+                                    1,
+                                    LosState(m_loss, m_ueMobility[k], m_bsMobility)};
     }
     return out;
 }

@@ -162,6 +162,8 @@ class LteRadio : public CosimRadio
     void OnUlRbs(uint16_t rnti, const std::vector<int>& rbs);
 
     ScenarioParams m_params;
+    Ptr<PropagationLossModel> m_chain;
+    Ptr<MobilityModel> m_bsMobility;
     Ptr<LteHelper> m_lte;
     Ptr<PointToPointEpcHelper> m_epc;
     NodeContainer m_ues;
@@ -250,6 +252,8 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
 
     m_enbDev = DynamicCast<LteEnbNetDevice>(lte->InstallEnbDevice(bs).Get(0));
     Ptr<PropagationLossModel> chain = MakePropagationLoss(params);
+    m_chain = chain;
+    m_bsMobility = bs.Get(0)->GetObject<MobilityModel>();
     for (auto channel : {lte->GetUplinkSpectrumChannel(), lte->GetDownlinkSpectrumChannel()})
     {
         DynamicCast<ChainLoss>(channel->GetPropagationLossModel())->SetChain(chain);
@@ -325,7 +329,9 @@ LteRadio::Measure()
                                      std::to_string(m_srsPeriodMs) + " ms");
         }
         double sinrDb = 10 * std::log10(it->second);
-        measured[k] = ChannelMeasurement{sinrDb, sinrDb, sinrDb + noiseDbm, m_enbDev->GetCellId()};
+        measured[k] = ChannelMeasurement{sinrDb, sinrDb, sinrDb + noiseDbm, m_enbDev->GetCellId(),
+                                         LosState(m_chain, m_ues.Get(k)->GetObject<MobilityModel>(),
+                                                  m_bsMobility)};
     }
     return measured;
 }

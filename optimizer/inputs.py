@@ -34,7 +34,8 @@ class RoundInputs:
     the rate model's uplink rate to what the radio achieves (1: the model as it is; the run loop
     learns it from the simulator's outcomes), so predicted delays and energies follow the radio.
     `server_time_s[k]` is the server's compute for device k's round and `server_wait_s[k]` the
-    longest it may queue for a free server, which the plan allows for.
+    longest it may queue for a free server, which the plan allows for. A device that is not
+    `present` (not yet in its mobility trace, or gone) cannot be scheduled.
     """
 
     snr_db: np.ndarray
@@ -52,6 +53,7 @@ class RoundInputs:
     rate_efficiency: np.ndarray | float = 1.0
     snr_gap_db: float = 0.0
     server_wait_s: np.ndarray | float = 0.0
+    present: np.ndarray | bool = True
 
     def __post_init__(self) -> None:
         snr = np.array(self.snr_db, dtype=float)
@@ -74,6 +76,12 @@ class RoundInputs:
             value = float(getattr(self, name))
             _check(name, np.array([value]), positive)
             object.__setattr__(self, name, value)
+        present = np.array(self.present, dtype=bool)
+        try:
+            present = np.broadcast_to(present, (k,)).copy()
+        except ValueError:
+            raise ValueError(f"present has shape {present.shape}, expected a scalar or ({k},)") from None
+        object.__setattr__(self, "present", present)
         if int(self.round_index) < 0:
             raise ValueError(f"round_index={self.round_index} must be >= 0")
 

@@ -76,9 +76,12 @@ class RoundProblem:
         slack = inp.deadline_s - inp.fixed_time_s()
         need = inp.uplink_bits_at_model_rate / (inp.bandwidth_hz * np.where(slack > 0, slack, 1.0))
         beta = np.where(slack > 0, self.model.min_share(need, self.snr), np.inf)
+        beta[~inp.present] = np.inf
         reasons = {}
         for k in np.flatnonzero(~(beta <= 1.0)):
-            if slack[k] <= 0:
+            if not inp.present[k]:
+                reasons[int(k)] = "not in the scenario now (absent from its mobility trace)"
+            elif slack[k] <= 0:
                 reasons[int(k)] = (f"compute + server + downlink time {inp.fixed_time_s()[k]:.3g} s "
                                    f"leaves no time for the uplink before the {inp.deadline_s:g} s deadline")
             else:

@@ -34,7 +34,7 @@ def test_ns3_devices_follow_the_sumo_fcd(ns3_binary, tmp_path):
     assert result.trace.vehicles == ["dev0", "dev1", "dev2"]
     fcd = fcd_positions(result.fcd_path)
     cfg = ScenarioConfig(devices=k, radio="ideal-fdma", mobility="ns2", trace_file=result.path,
-                         fading="none", shadowing=False)
+                         activity_file=sumo.activity_path(result.path), fading="none", shadowing=False)
     # a round lasts until its deadline when device 0 cannot finish 1 GB: 7.3 s of simulated time
     # per round, so reports land between FCD samples (1 s apart) and not on them
     hog = RoundPlan(0, np.array([True] + [False] * (k - 1)), np.array([1.0] + [0.0] * (k - 1)),
@@ -59,6 +59,7 @@ def test_ns3_devices_follow_the_sumo_fcd(ns3_binary, tmp_path):
             # ns: any gap beyond 1 mm is a conversion error (a one-sample lag would be metres off)
             assert (rec["x_m"], rec["y_m"]) == pytest.approx(want, abs=1e-3), (node, r.sim_time_s)
             assert rec["z_m"] == pytest.approx(1.5)
+            assert rec["present"] == 1  # a car waiting at a light when the trace ends is still there
             assert rec["distance_m"] == pytest.approx(math.hypot(*want, 25.0 - 1.5), abs=1e-3)
     for node in range(k):
         first, last = reports[0].records[node], reports[-1].records[node]
@@ -150,7 +151,8 @@ def test_cli_makes_a_trace_and_reports_errors_in_one_line(tmp_path):
     ok = runner.invoke(sumo.sumo_app, ["trace", "--devices", "2", "--duration-s", "10", "--warmup-s", "0",
                                        "--out", str(out)])
     assert ok.exit_code == 0, ok.output
-    assert f"scenario.trace_file={out} scenario.devices=2" in ok.output
+    assert f"scenario.trace_file={out} scenario.activity_file={out}.activity scenario.devices=2" in ok.output
+    assert (tmp_path / "cli.ns2.activity").read_text().count("start") == 2
     assert out.read_text().count("set Z_ 1.5") == 2
     bad = runner.invoke(sumo.sumo_app, ["convert", str(tmp_path / "missing.xml"), "--out", str(out)])
     assert bad.exit_code == 2 and "does not exist" in bad.output
