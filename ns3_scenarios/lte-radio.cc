@@ -317,8 +317,10 @@ LteRadio::Measure()
     m_srs.clear();
     Simulator::Stop(MilliSeconds(m_srsPeriodMs));
     Simulator::Run();
-    // single cell, no interference: SINR = SNR; rx power = SINR x noise over the sounded band
+    // single cell, no interference: SINR = SNR; rx power = SINR x noise over the sounded band,
+    // and the report's SNR is that power over the noise of the whole band B, as on ideal-fdma
     double noiseDbm = NoisePsdDbmHz(m_params) + 10 * std::log10(m_numRb * 180e3);
+    double bandNoiseDbm = NoisePsdDbmHz(m_params) + 10 * std::log10(m_params.bandwidthHz);
     std::vector<ChannelMeasurement> measured(rntis.size());
     for (uint32_t k = 0; k < rntis.size(); ++k)
     {
@@ -328,8 +330,9 @@ LteRadio::Measure()
             throw std::runtime_error("radio lte: device " + std::to_string(k) + " sent no SRS in " +
                                      std::to_string(m_srsPeriodMs) + " ms");
         }
-        double sinrDb = 10 * std::log10(it->second);
-        measured[k] = ChannelMeasurement{sinrDb, sinrDb, sinrDb + noiseDbm, m_enbDev->GetCellId(),
+        double rxDbm = 10 * std::log10(it->second) + noiseDbm;
+        measured[k] = ChannelMeasurement{rxDbm - bandNoiseDbm, rxDbm - bandNoiseDbm, rxDbm,
+                                         m_enbDev->GetCellId(),
                                          LosState(m_chain, m_ues.Get(k)->GetObject<MobilityModel>(),
                                                   m_bsMobility)};
     }

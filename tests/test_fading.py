@@ -22,9 +22,9 @@ WAVELENGTH_M = 299_792_458.0 / CARRIER_HZ
 
 @pytest.mark.parametrize("radio", RADIOS)
 def test_a_standing_device_meets_the_fade_its_report_measured(ns3_binary, tmp_path, radio):
-    """The transfer's mean SINR is the report's SNR over the granted part of the band: the same
-    power spread over a fraction of the band. To 0.1 dB; on LTE to 0.3 dB, the step of the uplink
-    SINR its MAC reports."""
+    """The transfer's mean SINR is the report's SNR (over the whole band B) times B over the band
+    the device was granted: the same power on less noise. To 0.1 dB; on LTE to 0.3 dB, the step of
+    the uplink SINR its MAC reports, where a grant is resource blocks of 180 kHz (100 in 20 MHz)."""
     cfg = fixed_cell(tmp_path, radio, [90.0, 140.0, 200.0], fading="rayleigh")
     shares = np.array([0.5, 0.3, 0.2])
     plan = RoundPlan(0, np.ones(3, bool), shares, np.full(3, 200_000), np.full(3, 1000), np.zeros(3),
@@ -33,7 +33,8 @@ def test_a_standing_device_meets_the_fade_its_report_measured(ns3_binary, tmp_pa
         report = sim.channel_report()
         rec = sim.execute(plan).records
         again = sim.channel_report()
-    expected = report.snr_db - 10 * np.log10(rec["granted_share"])
+    granted_hz = rec["granted_share"] * (20e6 if radio == "ideal-fdma" else 100 * 180e3)
+    expected = report.snr_db + 10 * np.log10(20e6 / granted_hz)
     assert rec["mean_sinr_db"] == pytest.approx(expected, abs=0.1 if radio == "ideal-fdma" else 0.3)
     assert again.snr_db == pytest.approx(report.snr_db, abs=0.05)
 
