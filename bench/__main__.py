@@ -4,6 +4,8 @@
    compiled scenario answering CMD_ECHO) vs pyzmq ipc:// REQ/REP with the same bytes.
 2. CPU burnt by the waiting side while its peer is busy for about a second.
 3. ns-3 CPU seconds per simulated round vs K, on both radios, fixed payload per device.
+4. What fading with memory costs: ns-3 CPU seconds per simulated second with the Doppler fading
+   process against the per-packet draw, K = 10 and 50, both radios, interleaved, 3 repeats.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -130,11 +133,12 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _standalone(radio: str, k: int, rounds: int, payload: int) -> tuple[float, float]:
+def _standalone(radio: str, k: int, rounds: int, payload: int,
+                extra: tuple[str, ...] = ()) -> tuple[float, float]:
     """CPU seconds of a standalone run and the simulated seconds its rounds span."""
     binary = scenario_binary()
     args = [str(binary), f"--radio={radio}", f"--devices={k}", f"--rounds={rounds}",
-            f"--payloadBytes={payload}", "--deadline=10", "--mobility=random-walk"]
+            f"--payloadBytes={payload}", "--deadline=10", "--mobility=random-walk", *extra]
     before = _children_cpu()
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     cpu = _children_cpu() - before
@@ -164,6 +168,43 @@ def bench_ns3_scaling(radios: list[str], ks: list[int], payload: int, rounds: in
               f"K^{slope_t:.2f} (goal: exponent <= 1)")
 
 
+def _cpu_per_sim_s(radio: str, k: int, payload: int, rounds: int, extra: tuple[str, ...]) -> float:
+    # set-up (attachment, warm-up) cancels in the difference of 1 and 1 + rounds rounds
+    c1, _ = _standalone(radio, k, 1, payload, extra)
+    cn, sim_s = _standalone(radio, k, 1 + rounds, payload, extra)
+    return max(cn - c1, 1e-9) / max(sim_s, 1e-9)
+
+
+def bench_fading(radios: list[str], ks: list[int], payload: int, rounds: int, repeats: int = 3) -> None:
+    print(f"\n## 4. ns-3 CPU seconds per simulated second: fading with memory (doppler) vs per-packet "
+          f"draw ({payload / 1e6:g} MB each way, {rounds} rounds, {repeats} interleaved repeats: median "
+          "[min-max])")
+    print(f"{'radio':<12}{'K':>4}{'doppler':>24}{'per-packet':>24}{'ratio':>22}")
+    for radio in radios:
+        for k in ks:
+            runs = {"doppler": [], "per-packet": []}
+            for _ in range(repeats):
+                for process in runs:
+                    runs[process].append(_cpu_per_sim_s(radio, k, payload, rounds,
+                                                        (f"--fadingProcess={process}",)))
+            ratio = np.array(runs["doppler"]) / np.array(runs["per-packet"])
+            cells = [f"{np.median(v):.4f} [{min(v):.4f}-{max(v):.4f}]" for v in runs.values()]
+            print(f"{radio:<12}{k:>4}{cells[0]:>24}{cells[1]:>24}"
+                  f"{f'{np.median(ratio):.2f} [{ratio.min():.2f}-{ratio.max():.2f}]':>22}")
+
+
+def machine() -> str:
+    """The processor and core count, for the header of every benchmark's output."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info
+                          if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,9 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--radios", default="ideal-fdma,lte", help="radios for ns-3 scaling")
     ap.add_argument("--payload", type=int, default=100_000, help="bytes per device each way")
     ap.add_argument("--scaling-rounds", type=int, default=4, help="rounds measured per K")
-    ap.add_argument("--only", choices=["roundtrip", "idle", "scaling"], help="run one part")
+    ap.add_argument("--only", choices=["roundtrip", "idle", "scaling", "fading"], help="run one part")
     a = ap.parse_args(argv)
-    print(f"# cosim benchmarks on {os.cpu_count()} cores")
+    print(f"# cosim benchmarks on {machine()}")
     if a.only in (None, "roundtrip"):
         bench_round_trip(a.k, a.exchanges)
     if a.only in (None, "idle"):
@@ -183,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.only in (None, "scaling"):
         bench_ns3_scaling(a.radios.split(","), [int(k) for k in a.scaling_k.split(",")], a.payload,
                           a.scaling_rounds)
+    if a.only in (None, "fading"):
+        bench_fading(a.radios.split(","), [10, 50], a.payload, a.scaling_rounds)
     return 0
 
 

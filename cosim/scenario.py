@@ -53,6 +53,8 @@ class ScenarioConfig:
     link_margin_db: float = 3.0
     max_spectral_efficiency: float | None = None
     fdma_bins: int = 1000
+    lte_harq: bool = True
+    lte_bler_target: float = 0.1
     ns3_attributes: tuple[str, ...] = ()
     rng_seed: int = 1
     rng_run: int = 1
@@ -93,6 +95,7 @@ class ScenarioConfig:
                  "LTE supports 1.4, 3, 5, 10, 15 or 20 MHz")
         need(self.packet_bytes >= 64, "packet_bytes", "must be >= 64")
         need(0 <= self.link_margin_db <= 30, "link_margin_db", "must be in [0, 30] dB")
+        need(0.001 <= self.lte_bler_target <= 0.5, "lte_bler_target", "a block error rate in [0.001, 0.5]")
         need(self.max_spectral_efficiency is None or self.max_spectral_efficiency > 0,
              "max_spectral_efficiency", "must be > 0 bit/s/Hz (or null for no cap)")
         need(isinstance(self.fdma_bins, int) and self.devices <= self.fdma_bins <= 100_000, "fdma_bins",
@@ -142,6 +145,8 @@ class ScenarioConfig:
             "linkMargin": self.link_margin_db,
             "maxSpectralEfficiency": self.max_spectral_efficiency or 0.0,
             "fdmaBins": self.fdma_bins,
+            "lteHarq": "true" if self.lte_harq else "false",
+            "lteBlerTarget": self.lte_bler_target,
             "RngSeed": self.rng_seed,
             "RngRun": self.rng_run,
         }

@@ -16,6 +16,7 @@
 #include <array>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <regex>
 #include <set>
@@ -71,6 +72,33 @@ DiscAllocator(const MobilityParams& p, uint32_t n)
     return alloc;
 }
 
+/// Call `command(body, where)` for each line of a Tcl-style file that is neither blank nor a
+/// comment, trimmed; `where` is "FILE:LINE: " for error messages.
+void
+ForEachCommand(const std::string& path,
+               const std::string& what,
+               const std::function<void(const std::string&, const std::string&)>& command)
+{
+    std::ifstream in(path);
+    if (!in)
+    {
+        throw std::runtime_error(path + ": cannot open the " + what);
+    }
+    std::string line;
+    uint32_t n = 0;
+    while (std::getline(in, line))
+    {
+        ++n;
+        auto first = line.find_first_not_of(" \t\r");
+        if (first == std::string::npos || line[first] == '#')
+        {
+            continue;
+        }
+        auto last = line.find_last_not_of(" \t\r");
+        command(line.substr(first, last - first + 1), Where(path, n));
+    }
+}
+
 /// What a trace says of one node: its initial position and its moves (time, x, y, speed).
 struct TraceNode
 {
@@ -88,29 +116,12 @@ struct TraceNode
 std::vector<TraceNode>
 ReadNs2Trace(const std::string& path, uint32_t numNodes)
 {
-    std::ifstream in(path);
-    if (!in)
-    {
-        throw std::runtime_error(path + ": cannot open the ns-2 mobility trace");
-    }
     static const std::regex setPos(R"(^\$node_\((\d+)\)\s+set\s+([XYZ])_\s+(\S+)$)");
     static const std::regex setDest(
         R"(^\$ns_\s+at\s+(\S+)\s+\"\$node_\((\d+)\)\s+setdest\s+(\S+)\s+(\S+)\s+(\S+)\"$)");
     std::vector<TraceNode> nodes(numNodes);
-    std::string line;
-    uint32_t n = 0;
-    while (std::getline(in, line))
-    {
-        ++n;
-        auto first = line.find_first_not_of(" \t\r");
-        if (first == std::string::npos || line[first] == '#')
-        {
-            continue;
-        }
-        auto last = line.find_last_not_of(" \t\r");
-        std::string body = line.substr(first, last - first + 1);
+    ForEachCommand(path, "ns-2 mobility trace", [&](const std::string& body, const std::string& where) {
         std::smatch m;
-        std::string where = Where(path, n);
         uint32_t node;
         std::array<double, 4> move{};
         bool isMove = false;
@@ -167,7 +178,7 @@ ReadNs2Trace(const std::string& path, uint32_t numNodes)
             t.z = coordinate;
             t.hasZ = true;
         }
-    }
+    });
     for (uint32_t i = 0; i < numNodes; ++i)
     {
         if (!nodes[i].placed)
@@ -222,27 +233,10 @@ LastPositionS(const TraceNode& t)
 void
 ReadActivity(const std::string& path, uint32_t numNodes, Presence& presence)
 {
-    std::ifstream in(path);
-    if (!in)
-    {
-        throw std::runtime_error(path + ": cannot open the activity file");
-    }
     static const std::regex event(
         R"(^\$ns_\s+at\s+(\S+)\s+\"\$g\((\d+)\)\s+(start|stop)\"\s*;?\s*(#.*)?$)");
-    std::string line;
-    uint32_t n = 0;
-    while (std::getline(in, line))
-    {
-        ++n;
-        auto first = line.find_first_not_of(" \t\r");
-        if (first == std::string::npos || line[first] == '#')
-        {
-            continue;
-        }
-        auto last = line.find_last_not_of(" \t\r");
-        std::string body = line.substr(first, last - first + 1);
+    ForEachCommand(path, "activity file", [&](const std::string& body, const std::string& where) {
         std::smatch m;
-        std::string where = Where(path, n);
         if (!std::regex_match(body, m, event))
         {
             throw std::runtime_error(where + "not an activity event (expected `$ns_ at t \"$g(i) "
@@ -256,7 +250,7 @@ ReadActivity(const std::string& path, uint32_t numNodes, Presence& presence)
                                      "scenario has " + std::to_string(numNodes) + " devices)");
         }
         (m[3] == "start" ? presence.enterS : presence.leaveS)[node] = t;
-    }
+    });
 }
 
 /// The range of device heights a path loss model is defined for (3GPP TR 38.901 Table 7.4.1-1).

@@ -19,28 +19,26 @@ DISTANCES_2D_M = {"ideal-fdma": [20.0, 60.0, 150.0, 400.0, 900.0, 2000.0], "lte"
 LIGHT_MPS = 3e8  # TR 38.901's c for the breakpoint distance
 
 
-def uma_db(d2d: float, d3d: float, los: bool) -> float:
-    bp = 4 * (H_BS - 1.0) * (H_UT - 1.0) * FC_GHZ * 1e9 / LIGHT_MPS  # d'_BP with h_E = 1 m
+def los_db(d2d: float, d3d: float, near: float, fc_coef: float, far_coef: float) -> float:
+    """TR 38.901's LOS path loss: `near` + 20·log10(fc), slope fc_coef (22 UMa, 21 UMi) up to
+    the breakpoint d'_BP (effective heights h - 1 m), 40 beyond it less far_coef·log10(d'_BP² + Δh²)."""
+    bp = 4 * (H_BS - 1.0) * (H_UT - 1.0) * FC_GHZ * 1e9 / LIGHT_MPS
     if d2d <= bp:
-        pl_los = 28.0 + 22 * math.log10(d3d) + 20 * math.log10(FC_GHZ)
-    else:
-        pl_los = (28.0 + 40 * math.log10(d3d) + 20 * math.log10(FC_GHZ)
-                  - 9 * math.log10(bp**2 + (H_BS - H_UT) ** 2))
-    if los:
-        return pl_los
-    return max(pl_los, 13.54 + 39.08 * math.log10(d3d) + 20 * math.log10(FC_GHZ) - 0.6 * (H_UT - 1.5))
+        return near + fc_coef * math.log10(d3d) + 20 * math.log10(FC_GHZ)
+    beyond = far_coef * math.log10(bp**2 + (H_BS - H_UT) ** 2)
+    return near + 40 * math.log10(d3d) + 20 * math.log10(FC_GHZ) - beyond
+
+
+def uma_db(d2d: float, d3d: float, los: bool) -> float:
+    pl_los = los_db(d2d, d3d, near=28.0, fc_coef=22.0, far_coef=9.0)
+    nlos = 13.54 + 39.08 * math.log10(d3d) + 20 * math.log10(FC_GHZ) - 0.6 * (H_UT - 1.5)
+    return pl_los if los else max(pl_los, nlos)
 
 
 def umi_db(d2d: float, d3d: float, los: bool) -> float:
-    bp = 4 * (H_BS - 1.0) * (H_UT - 1.0) * FC_GHZ * 1e9 / LIGHT_MPS
-    if d2d <= bp:
-        pl_los = 32.4 + 21 * math.log10(d3d) + 20 * math.log10(FC_GHZ)
-    else:
-        pl_los = (32.4 + 40 * math.log10(d3d) + 20 * math.log10(FC_GHZ)
-                  - 9.5 * math.log10(bp**2 + (H_BS - H_UT) ** 2))
-    if los:
-        return pl_los
-    return max(pl_los, 35.3 * math.log10(d3d) + 22.4 + 21.3 * math.log10(FC_GHZ) - 0.3 * (H_UT - 1.5))
+    pl_los = los_db(d2d, d3d, near=32.4, fc_coef=21.0, far_coef=9.5)
+    nlos = 35.3 * math.log10(d3d) + 22.4 + 21.3 * math.log10(FC_GHZ) - 0.3 * (H_UT - 1.5)
+    return pl_los if los else max(pl_los, nlos)
 
 
 def log_distance_db(d2d: float, d3d: float, los: bool) -> float:
