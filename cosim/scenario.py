@@ -53,7 +53,6 @@ class ScenarioConfig:
     link_margin_db: float = 3.0
     max_spectral_efficiency: float | None = None
     fdma_bins: int = 1000
-    lte_harq: bool = True
     lte_bler_target: float = 0.1
     ns3_attributes: tuple[str, ...] = ()
     rng_seed: int = 1
@@ -145,7 +144,6 @@ class ScenarioConfig:
             "linkMargin": self.link_margin_db,
             "maxSpectralEfficiency": self.max_spectral_efficiency or 0.0,
             "fdmaBins": self.fdma_bins,
-            "lteHarq": "true" if self.lte_harq else "false",
             "lteBlerTarget": self.lte_bler_target,
             "RngSeed": self.rng_seed,
             "RngRun": self.rng_run,

@@ -42,9 +42,7 @@ struct ScenarioParams
     double linkMarginDb{3.0};             ///< SNR gap of the link adaptation to Shannon (dB)
     double maxSpectralEfficiency{0.0};    ///< cap on the spectral efficiency (bit/s/Hz), 0 = none
     uint32_t fdmaBins{1000};              ///< sub-bands across B; shares are whole numbers of them
-    // lte link adaptation and retransmissions
-    bool lteHarq{true};                   ///< uplink HARQ (RLC AM recovers what it gives up)
-    double lteBlerTarget{0.1};            ///< block error rate the outer-loop link adaptation aims at
+    double lteBlerTarget{0.1};            ///< lte: block error rate the outer loop aims at
 };
 
 /// What the base station measured of one device (the rest of ReportRecord is filled by main).

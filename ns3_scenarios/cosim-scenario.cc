@@ -282,8 +282,6 @@ main(int argc, char* argv[])
                  p.maxSpectralEfficiency);
     cmd.AddValue("fdmaBins", "ideal-fdma: equal sub-bands across the band; shares are whole bins",
                  p.fdmaBins);
-    cmd.AddValue("lteHarq", "lte: uplink HARQ, up to three retransmissions of a failed transport block",
-                 p.lteHarq);
     cmd.AddValue("lteBlerTarget", "lte: block error rate the uplink's outer-loop link adaptation aims at",
                  p.lteBlerTarget);
     cmd.AddValue("cellRadius", "devices are placed uniformly in a disc of this radius (m)", m.cellRadiusM);

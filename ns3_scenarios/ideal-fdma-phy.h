@@ -32,6 +32,7 @@ struct FdmaSignal : public ns3::SpectrumSignalParameters
     Kind kind{SOUNDING};
     uint32_t device{0};                   ///< the device the signal comes from or goes to
     uint32_t bytes{0};                    ///< payload carried
+    double se{0};                         ///< spectral efficiency it was sent with (bit/s/Hz)
     uint32_t lo{0};                       ///< first occupied bin
     uint32_t hi{0};                       ///< one past the last occupied bin
     uint64_t epoch{0};                    ///< round (or measurement) the signal belongs to

@@ -5,12 +5,14 @@
 // uplink's. The downlink band (FDD: a channel of its own) is cut into K equal parts, one per
 // device of the cell, whether or not it is scheduled: the paper's fixed downlink rate per device,
 // and what the scheduler plans with (B/K at the base station's power per Hz). Transmit power is
-// spread evenly over the run, so a narrower run has a higher PSD. Link adaptation: the device
-// sends at log2(1 + SNR / margin) bit/s/Hz (--linkMargin), optionally capped
-// (--maxSpectralEfficiency), where SNR is what the base station last measured over the device's
-// run; each packet is decoded if the SINR it actually met (fading, current path loss,
-// interference) supports that spectral efficiency, and lost packets are sent again (ARQ) until
-// the transfer is complete or the round's deadline passes.
+// spread evenly over the run, so a narrower run has a higher PSD. Link adaptation: a transfer's
+// first packet goes at log2(1 + SNR / margin) bit/s/Hz (--linkMargin), optionally capped
+// (--maxSpectralEfficiency), with SNR what the channel report measured over the device's run;
+// every later packet at that of the SINR the last received packet met (the receiver's feedback,
+// one packet late), so the rate follows the fading as it changes. Each packet is decoded if the
+// SINR it actually met (fading, current path loss, interference) supports the spectral
+// efficiency it was sent with, and lost packets are sent again (ARQ) until the transfer is
+// complete or the round's deadline passes.
 #include "cosim-radio.h"
 #include "cosim-server.h"
 #include "ideal-fdma-phy.h"
@@ -77,8 +79,8 @@ struct Transfer
     Ptr<SpectrumValue> psd;
     uint32_t lo{0};
     uint32_t hi{0};
-    double se{0};
-    double rateBps{0};
+    double se{0};    ///< spectral efficiency of the next packet
+    double width{0}; ///< Hz of the transfer's run of bins
     uint64_t total{0};
     uint64_t handedOut{0}; ///< fresh bytes put into packets so far
     uint64_t delivered{0};
@@ -372,7 +374,7 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         up.hi = lo + bins;
         up.psd = FlatPsd(up.lo, up.hi, ueTxW);
         up.se = SpectralEfficiency(m_p, m_measuredRxW[k] / (m_bsNoisePsd * width));
-        up.rateBps = up.se * width;
+        up.width = width;
         up.total = r->uplink_bytes;
 
         // the server sends on the device's part of the downlink band with its power per Hz; the
@@ -389,7 +391,7 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         down.psd = FlatPsd(down.lo, down.hi, downTxW);
         double gain = m_measuredRxW[k] / ueTxW;
         down.se = SpectralEfficiency(m_p, downTxW * gain / (m_ueNoisePsd * downWidth));
-        down.rateBps = down.se * downWidth;
+        down.width = downWidth;
         down.total = r->downlink_bytes;
 
         d.phy->Listen(down.lo, down.hi);
@@ -397,7 +399,7 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         Simulator::Schedule(Seconds(r->compute_time_s), &IdealFdmaRadio::StartTransfer, this,
                             m_epoch, &d.up);
         NS_LOG_INFO("device " << k << " bins [" << up.lo << "," << up.hi << ") up "
-                              << up.se << " bit/s/Hz " << up.rateBps << " bit/s, down "
+                              << up.se << " bit/s/Hz " << up.se * up.width << " bit/s, down "
                               << down.se << " bit/s/Hz");
     }
 
@@ -484,7 +486,8 @@ IdealFdmaRadio::Pump(Transfer& t)
     }
     auto s = Create<FdmaSignal>();
     s->psd = t.psd;
-    s->duration = Seconds(bytes * 8.0 / t.rateBps);
+    s->duration = Seconds(bytes * 8.0 / (t.se * t.width));
+    s->se = t.se;
     s->kind = t.kind;
     s->device = t.device;
     s->bytes = bytes;
@@ -524,7 +527,8 @@ IdealFdmaRadio::OnRx(Ptr<const FdmaSignal> s, double sinr, double rxPowerW)
     Transfer& t = s->kind == FdmaSignal::UPLINK ? d.up : d.down;
     ++t.received;
     t.sinrDbSum += 10.0 * std::log10(sinr);
-    if (std::log2(1.0 + sinr) >= t.se)
+    t.se = SpectralEfficiency(m_p, sinr); // feedback: the next packet follows the channel
+    if (std::log2(1.0 + sinr) >= s->se)
     {
         t.delivered += s->bytes;
         if (t.delivered == t.total)

@@ -5,8 +5,8 @@
 // the scenario's own chain (MakePropagationLoss), evaluated at params.frequencyHz, so both radios
 // see the same channel. It is the only loss model on the LTE spectrum channels (see ChainLoss).
 //
-// Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h), with uplink HARQ
-// (--lteHarq). Transfers are TCP over RLC AM, which recovers what HARQ gives up.
+// Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Transfers are
+// TCP over RLC AM (RLC AM recovers lost transport blocks since HARQ is off).
 #include "cosim-radio.h"
 #include "cosim-server.h"
 #include "lte-share-scheduler.h"
@@ -219,7 +219,6 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
     Config::SetDefault("ns3::LteEnbPhy::TxPower", DoubleValue(params.bsTxPowerDbm));
     Config::SetDefault("ns3::LteEnbPhy::NoiseFigure", DoubleValue(params.bsNoiseFigureDb));
     Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(params.packetBytes));
-    Config::SetDefault("ns3::CosimShareFfMacScheduler::HarqEnabled", BooleanValue(params.lteHarq));
     Config::SetDefault("ns3::CosimShareFfMacScheduler::BlerTarget", DoubleValue(params.lteBlerTarget));
 
     // the helpers must outlive Install: deleting them disposes the EPC nodes
@@ -602,7 +601,7 @@ LteRadio::Execute(const PlanHeader& plan,
         o.tx_energy_j = txPowerW * o.airtime_s;
         o.packets_sent = s.tbs;
         o.packets_lost = s.lost;
-        o.retransmissions = s.lost; // every lost TB is sent again, by HARQ or (when it gives up) RLC AM
+        o.retransmissions = s.lost; // every lost TB is resent by RLC AM (HARQ is off)
         o.mean_sinr_db = s.tbs ? s.sinrDbSum / s.tbs : NaN;
         o.server_wait_s = *d.serverWaitS;
         const auto& [rbs, grants] = m_ulRbs[rntis[i]];

@@ -26,8 +26,6 @@ constexpr double OLLA_STEP_DB = 1.0;
 constexpr double OLLA_MAX_DB = 20.0;
 /// Below this an RB carried no signal.
 constexpr double MIN_SINR_DB = -100;
-/// A transport block is sent at most this often (the first time and three HARQ retransmissions).
-constexpr uint32_t MAX_UL_TRANSMISSIONS = 4;
 } // namespace
 
 /// MAC -> scheduler: intercepts the uplink requests, forwards the rest to the inner scheduler.
@@ -174,21 +172,11 @@ CosimShareFfMacScheduler::GetTypeId()
             .SetParent<FfMacScheduler>()
             .SetGroupName("Lte")
             .AddConstructor<CosimShareFfMacScheduler>()
-            .AddAttribute("HarqEnabled",
-                          "Uplink HARQ: a TB the eNB could not decode is granted again (same "
-                          "block and size) up to three times",
-                          BooleanValue(true),
-                          MakeBooleanAccessor(&CosimShareFfMacScheduler::m_harq),
-                          MakeBooleanChecker())
             .AddAttribute("BlerTarget",
                           "Block error rate the outer-loop link adaptation aims at",
                           DoubleValue(0.1),
                           MakeDoubleAccessor(&CosimShareFfMacScheduler::m_blerTarget),
                           MakeDoubleChecker<double>(0.001, 0.5))
-            .AddTraceSource("UlHarqRetx",
-                            "Each uplink HARQ retransmission granted: RNTI",
-                            MakeTraceSourceAccessor(&CosimShareFfMacScheduler::m_ulHarqRetxTrace),
-                            "ns3::CosimShareFfMacScheduler::UlHarqRetxTracedCallback")
             .AddTraceSource("UlTb",
                             "Each uplink transport block a UE sent: RNTI, PUSCH SINR (dB, mean "
                             "over its RBs), decoded",
@@ -298,7 +286,6 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
     // the inner scheduler still serves random access (Msg3) and RNTIs without a share
     // Decoding results of the TBs whose PUSCH report just came. A granted UE with nothing to send
     // stays silent: the eNB still reports its TB as failed, so only TBs that were heard count.
-    std::map<uint16_t, std::pair<UlDciListElement_s, uint32_t>> retx; // granted again this TTI
     for (const auto& info : params.m_ulInfoList)
     {
         auto heard = m_heard.find(info.m_rnti);
@@ -312,17 +299,8 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
         double& offset = m_sinrOffsetDb[info.m_rnti];
         offset += ok ? OLLA_STEP_DB * m_blerTarget / (1 - m_blerTarget) : -OLLA_STEP_DB;
         offset = std::clamp(offset, -OLLA_MAX_DB, OLLA_MAX_DB);
-        auto grant = m_heardGrant.find(info.m_rnti);
-        if (!ok && m_harq && grant != m_heardGrant.end() && grant->second.second < MAX_UL_TRANSMISSIONS &&
-            m_blocks.count(info.m_rnti))
-        {
-            UlDciListElement_s dci = grant->second.first;
-            dci.m_ndi = 0;
-            retx[info.m_rnti] = {dci, grant->second.second + 1};
-        }
     }
     m_heard.clear();
-    m_heardGrant.clear();
     m_innerUl = FfMacSchedSapUser::SchedUlConfigIndParameters();
     m_schedProvider->m_in->SchedUlTriggerReq(params);
     FfMacSchedSapUser::SchedUlConfigIndParameters ret;
@@ -336,23 +314,9 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
     }
 
     std::vector<uint16_t> owners(m_ulBandwidth, 0);
-    auto& grants = m_ulGrants[params.m_sfnSf];
-    grants.clear();
     for (const auto& [rnti, block] : m_blocks)
     {
         auto [rbStart, rbLen] = block;
-        if (auto again = retx.find(rnti); again != retx.end())
-        {
-            // the UE sends the failed TB again from its HARQ buffer, on its own block
-            NS_LOG_INFO("HARQ retransmission " << again->second.second - 1 << " of rnti " << rnti
-                                                << " on RBs [" << int(rbStart) << ", "
-                                                << rbStart + rbLen << ")");
-            ret.m_dciList.push_back(again->second.first);
-            grants[rnti] = again->second;
-            std::fill_n(owners.begin() + rbStart, rbLen, rnti);
-            m_ulHarqRetxTrace(rnti);
-            continue;
-        }
         auto buf = m_ulBuffer.find(rnti);
         if (rbLen == 0 || buf == m_ulBuffer.end() || buf->second == 0)
         {
@@ -389,7 +353,6 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
         dci.m_freqHopping = 0;
         dci.m_pdcchPowerOffset = 0;
         ret.m_dciList.push_back(dci);
-        grants[rnti] = {dci, 1};
         buf->second -= std::min<uint32_t>(buf->second, dci.m_tbSize);
         std::fill_n(owners.begin() + rbStart, rbLen, rnti);
     }
@@ -466,22 +429,13 @@ CosimShareFfMacScheduler::UlCqiInfo(const FfMacSchedSapProvider::SchedUlCqiInfoR
                     perUe[rnti].second += 1;
                 }
             }
-            auto grants = m_ulGrants.find(params.m_sfnSf);
             for (const auto& [rnti, acc] : perUe)
             {
                 double sinrDb = 10 * std::log10(acc.first / acc.second);
                 m_heard[rnti] = sinrDb;
                 UpdateSinr(rnti, sinrDb - 10 * std::log10(double(m_ulBandwidth) / acc.second));
-                if (grants != m_ulGrants.end() && grants->second.count(rnti))
-                {
-                    m_heardGrant[rnti] = grants->second.at(rnti);
-                }
             }
             m_rbOwners.erase(owners);
-            if (grants != m_ulGrants.end())
-            {
-                m_ulGrants.erase(grants);
-            }
         }
     }
     // PUSCH reports would be misread by the inner scheduler, whose grants were replaced
