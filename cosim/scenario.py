@@ -54,6 +54,7 @@ class ScenarioConfig:
     max_spectral_efficiency: float | None = None
     fdma_bins: int = 1000
     lte_bler_target: float = 0.1
+    lte_power_control: bool = False
     ns3_attributes: tuple[str, ...] = ()
     rng_seed: int = 1
     rng_run: int = 1
@@ -145,6 +146,7 @@ class ScenarioConfig:
             "maxSpectralEfficiency": self.max_spectral_efficiency or 0.0,
             "fdmaBins": self.fdma_bins,
             "lteBlerTarget": self.lte_bler_target,
+            "ltePowerControl": "true" if self.lte_power_control else "false",
             "RngSeed": self.rng_seed,
             "RngRun": self.rng_run,
         }

@@ -284,6 +284,10 @@ main(int argc, char* argv[])
                  p.fdmaBins);
     cmd.AddValue("lteBlerTarget", "lte: block error rate the uplink's outer-loop link adaptation aims at",
                  p.lteBlerTarget);
+    cmd.AddValue("ltePowerControl",
+                 "lte: uplink power control (ns-3's LteUePowerControl; tune it with its attributes); the "
+                 "transmit energy follows the power of each grant",
+                 p.ltePowerControl);
     cmd.AddValue("cellRadius", "devices are placed uniformly in a disc of this radius (m)", m.cellRadiusM);
     cmd.AddValue("minDistance", "minimum distance of a device to the base station (m)", m.minDistanceM);
     cmd.AddValue("mobility", "constant | random-walk | random-waypoint | gauss-markov | ns2", m.model);

@@ -160,6 +160,7 @@ class LteRadio : public CosimRadio
     void OnSrsSinr(uint16_t cellId, uint16_t rnti, double sinrLinear, uint8_t ccId);
     void OnUlTb(uint16_t rnti, double sinrDb, bool ok);
     void OnUlRbs(uint16_t rnti, const std::vector<int>& rbs);
+    void OnUlPsd(uint16_t rnti, Ptr<SpectrumValue> psd);
 
     ScenarioParams m_params;
     Ptr<PropagationLossModel> m_chain;
@@ -182,6 +183,7 @@ class LteRadio : public CosimRadio
     // state of the running round
     std::map<uint16_t, UlStats> m_ulStats;
     std::map<uint16_t, std::pair<uint64_t, uint32_t>> m_ulRbs; ///< rnti -> RBs granted, grants
+    std::map<uint16_t, std::pair<double, uint32_t>> m_ulPowerW; ///< rnti -> sum of tx powers, grants
     EdgeServer m_edge;
     std::vector<EventId> m_roundEvents;
     EventId m_deadline;
@@ -220,6 +222,7 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
     Config::SetDefault("ns3::LteEnbPhy::NoiseFigure", DoubleValue(params.bsNoiseFigureDb));
     Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(params.packetBytes));
     Config::SetDefault("ns3::CosimShareFfMacScheduler::BlerTarget", DoubleValue(params.lteBlerTarget));
+    Config::SetDefault("ns3::LteUePhy::EnableUplinkPowerControl", BooleanValue(params.ltePowerControl));
 
     // the helpers must outlive Install: deleting them disposes the EPC nodes
     m_lte = CreateObject<LteHelper>();
@@ -275,22 +278,13 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
     m_scheduler->TraceConnectWithoutContext("UlTb", MakeCallback(&LteRadio::OnUlTb, this));
     m_enbDev->GetPhy()->TraceConnectWithoutContext("ReportUeSinr",
                                                    MakeCallback(&LteRadio::OnSrsSinr, this));
-    // the resource blocks each UE's PHY transmits on, as its uplink grants set them
+    // the resource blocks each UE's PHY transmits on, as its uplink grants set them, and the
+    // power it spreads over them (below --ueTxPower when uplink power control is on)
     for (uint32_t k = 0; k < m_ueDevs.GetN(); ++k)
     {
-        BooleanValue powerControl;
-        DynamicCast<LteUeNetDevice>(m_ueDevs.Get(k))->GetPhy()->GetAttribute("EnableUplinkPowerControl",
-                                                                            powerControl);
-        if (powerControl.Get())
-        {
-            throw std::runtime_error("radio lte: uplink power control is not supported: the transmit "
-                                     "energy is --ueTxPower times airtime; leave "
-                                     "ns3::LteUePhy::EnableUplinkPowerControl false");
-        }
-        DynamicCast<LteUeNetDevice>(m_ueDevs.Get(k))
-            ->GetPhy()
-            ->TraceConnectWithoutContext("ReportUlPhyResourceBlocks",
-                                         MakeCallback(&LteRadio::OnUlRbs, this));
+        Ptr<LteUePhy> phy = DynamicCast<LteUeNetDevice>(m_ueDevs.Get(k))->GetPhy();
+        phy->TraceConnectWithoutContext("ReportUlPhyResourceBlocks", MakeCallback(&LteRadio::OnUlRbs, this));
+        phy->TraceConnectWithoutContext("ReportPowerSpectralDensity", MakeCallback(&LteRadio::OnUlPsd, this));
     }
 }
 
@@ -362,6 +356,22 @@ LteRadio::OnUlTb(uint16_t rnti, double sinrDb, bool ok)
     s.tbs += 1;
     s.lost += ok ? 0 : 1;
     s.sinrDbSum += sinrDb;
+}
+
+void
+LteRadio::OnUlPsd(uint16_t rnti, Ptr<SpectrumValue> psd)
+{
+    double watts = 0;
+    for (auto it = psd->ConstValuesBegin(); it != psd->ConstValuesEnd(); ++it)
+    {
+        watts += *it * 180e3; // W/Hz over each resource block
+    }
+    if (watts > 0) // the PHY also reports an empty mask between grants
+    {
+        auto& [sum, grants] = m_ulPowerW[rnti];
+        sum += watts;
+        ++grants;
+    }
 }
 
 void
@@ -499,6 +509,7 @@ LteRadio::Execute(const PlanHeader& plan,
     m_edge.Reset(plan.server_count);
     m_ulStats.clear();
     m_ulRbs.clear();
+    m_ulPowerW.clear();
     m_pending = 0;
 
     std::vector<Device> devices(k);
@@ -598,7 +609,9 @@ LteRadio::Execute(const PlanHeader& plan,
         o.completion_time_s = d.down->endS - startS;
         o.deadline_met = d.up->Done() && d.down->Done() ? 1 : 0;
         o.airtime_s = s.tbs * TTI_S; // one uplink TB per TTI
-        o.tx_energy_j = txPowerW * o.airtime_s;
+        // at the power of its grants: --ueTxPower unless power control lowers it
+        const auto& [powerSum, powered] = m_ulPowerW[rntis[i]];
+        o.tx_energy_j = (powered ? powerSum / powered : txPowerW) * o.airtime_s;
         o.packets_sent = s.tbs;
         o.packets_lost = s.lost;
         o.retransmissions = s.lost; // every lost TB is resent by RLC AM (HARQ is off)
@@ -621,7 +634,6 @@ SetLteDefaults()
     // ns-3 RLC AM cannot re-segment: a PDU to retransmit that is larger than the (link-adapted)
     // grant would otherwise block the bearer for good
     Config::SetDefault("ns3::LteRlcAm::TxOpportunityForRetxAlwaysBigEnough", BooleanValue(true));
-    Config::SetDefault("ns3::LteUePhy::EnableUplinkPowerControl", BooleanValue(false));
     // PDCCH errors off: a lost grant would silently shrink the share the plan gave
     Config::SetDefault("ns3::LteSpectrumPhy::CtrlErrorModelEnabled", BooleanValue(false));
     // windows above the cell's bandwidth-delay product, yet small: what a transfer cut by the

@@ -346,7 +346,7 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
         dci.m_ueTxAntennaSelection = 3; // antenna selection off
         dci.m_hopping = false;
         dci.m_n2Dmrs = 0;
-        dci.m_tpc = 0; // no closed-loop power control
+        dci.m_tpc = 1; // closed-loop power control step 0 dB (TPC 0 would be -1 dB per grant)
         dci.m_cqiRequest = false;
         dci.m_ulIndex = 0;
         dci.m_dai = 1;

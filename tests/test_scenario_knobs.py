@@ -10,7 +10,7 @@ import pytest
 from cosim.messages import RoundPlan
 from cosim.ns3_server import scenario_from_dict
 from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import Ns3Simulation, SimulationError
+from cosim.simulation import Ns3Simulation
 from tests.test_ns3_scenario import fixed_cell
 
 # set by the seed (RngRun) and ns-3's own global RngSeed, which --help does not list
@@ -67,11 +67,18 @@ def test_ns3_attributes_are_checked_and_not_accepted_from_a_remote_client():
 
 
 @pytest.mark.ns3
-def test_lte_uplink_power_control_is_refused_since_energy_assumes_full_power(ns3_binary, tmp_path):
-    on = ("ns3::LteUePhy::EnableUplinkPowerControl=true",)
-    cfg = fixed_cell(tmp_path, "lte", [100.0], ns3_attributes=on)
-    with pytest.raises(SimulationError, match="uplink power control is not supported"), Ns3Simulation(cfg):
-        pass
+def test_lte_uplink_power_control_lowers_a_near_devices_power_and_its_energy(ns3_binary, tmp_path):
+    """ns-3's open-loop control at a 20 m device on 10 resource blocks asks for far less than
+    23 dBm; one at 400 m stays at the maximum. The energy is each grant's power × airtime."""
+    cfg = fixed_cell(tmp_path, "lte", [20.0, 400.0], lte_power_control=True)
+    plan = RoundPlan(0, np.ones(2, bool), np.array([0.1, 0.5]), np.full(2, 300_000), np.full(2, 1000),
+                     np.zeros(2), deadline_s=30.0)
+    with Ns3Simulation(cfg) as sim:
+        sim.channel_report()
+        rec = sim.execute(plan).records
+    assert rec["deadline_met"].all()
+    power_dbm = 10 * np.log10(rec["tx_energy_j"] / rec["airtime_s"]) + 30
+    assert power_dbm[0] < 13.0 and power_dbm[1] == pytest.approx(23.0, abs=0.01)
 
 
 @pytest.mark.ns3
