@@ -25,7 +25,7 @@ from learning.data import encode, load_bbc
 from learning.encoder import load_encoder
 from learning.payload import Link
 from learning.split import build_split_model, count_trainable
-from learning.step import Clock, split_step, unsplit_step
+from learning.step import split_step, unsplit_step
 from learning.trainer import CentralisedTrainer, SplitFedTrainer, run_rounds
 
 MB = 1e6
@@ -48,8 +48,8 @@ def bench_step_time(batch_size: int, seq_len: int, repeats: int) -> None:
     params = [p for part in (model.device, model.server) for p in part.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=5e-4)
     model.train(True)
-    steps = {"split": lambda: split_step(model, batch, Link(), Clock()),
-             "unsplit": lambda: unsplit_step(model, batch, Clock())}
+    steps = {"split": lambda: split_step(model, batch, Link()),
+             "unsplit": lambda: unsplit_step(model, batch)}
     times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(repeats + 2):
         for name, step in steps.items():

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 
@@ -15,53 +10,35 @@ from learning.payload import DOWN, UP, Link
 from learning.split import SplitModel
 
 
-class Clock:
-    """Wall time spent on each side, so device compute and server compute are reported apart."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def on(self, side: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[side] += time.perf_counter() - start
-
-
-def split_step(model: SplitModel, batch: Batch, link: Link, clock: Clock) -> float:
+def split_step(model: SplitModel, batch: Batch, link: Link) -> float:
     """Device embeds, server encodes, device classifies; gradients travel back the same way.
 
     Each side only ever holds its own autograd graph: what crosses is a detached copy in the wire dtype.
     """
     device, server = model.device, model.server
-    with clock.on("device"):
-        embedded = device.embed(batch.input_ids)
-        activations = link.send("activations", UP, embedded, requires_grad=embedded.requires_grad)
-        mask = link.send("attention_mask", UP, batch.attention_mask)
-    with clock.on("server"):
-        encoded = server(activations, mask)
-        received = link.send("encoder_output", DOWN, encoded, requires_grad=True)
-    with clock.on("device"):
-        loss = F.cross_entropy(device.head(received, batch.attention_mask), batch.labels)
-        loss.backward()
-        output_grad = link.send("encoder_output_grad", UP, received.grad)
-    with clock.on("server"):
-        encoded.backward(output_grad)
-        if activations.requires_grad:
-            activation_grad = link.send("activations_grad", DOWN, activations.grad)
+    # device
+    embedded = device.embed(batch.input_ids)
+    activations = link.send("activations", UP, embedded, requires_grad=embedded.requires_grad)
+    mask = link.send("attention_mask", UP, batch.attention_mask)
+    # server
+    encoded = server(activations, mask)
+    received = link.send("encoder_output", DOWN, encoded, requires_grad=True)
+    # device
+    loss = F.cross_entropy(device.head(received, batch.attention_mask), batch.labels)
+    loss.backward()
+    output_grad = link.send("encoder_output_grad", UP, received.grad)
+    # server
+    encoded.backward(output_grad)
     if activations.requires_grad:
-        with clock.on("device"):
-            embedded.backward(activation_grad)
+        activation_grad = link.send("activations_grad", DOWN, activations.grad)
+        embedded.backward(activation_grad)  # device
     return loss.item()
 
 
-def unsplit_step(model: SplitModel, batch: Batch, clock: Clock) -> float:
+def unsplit_step(model: SplitModel, batch: Batch) -> float:
     """The same modules in one graph on one machine (the unsplit baseline; nothing crosses per step)."""
-    with clock.on("device"):
-        loss = F.cross_entropy(model.logits(batch.input_ids, batch.attention_mask), batch.labels)
-        loss.backward()
+    loss = F.cross_entropy(model.logits(batch.input_ids, batch.attention_mask), batch.labels)
+    loss.backward()
     return loss.item()
 
 

@@ -25,20 +25,19 @@ from learning.metrics import accuracy, macro_f1
 from learning.partition import label_counts, partition
 from learning.payload import DOWN, UP, Link, Payload, PayloadPredictor
 from learning.split import build_split_model, count_trainable, load_trainable, trainable_state
-from learning.step import Clock, predict_logits, split_step, unsplit_step
+from learning.step import predict_logits, split_step, unsplit_step
 
 
 @dataclass
 class Update:
-    """One device's result of a round: its new states as the server received them, and what it cost."""
+    """One device's result of a round: its new states as the server received them, what crossed the
+    link, and its training loss (its compute time is the device and server models', not this host's)."""
 
     device: int
     num_samples: int
     server_state: State
     device_state: State
     payload: Payload
-    device_compute_s: float
-    server_compute_s: float
     loss: float
 
 
@@ -134,7 +133,7 @@ class SplitFedTrainer(_Experiment):
 
     def _train_device(self, device: int) -> Update:
         split = self.config.mode == "split"
-        link, clock = Link(self.config.model.torch_wire_dtype), Clock()
+        link = Link(self.config.model.torch_wire_dtype)
         # The device fetches the global device-side state; unsplit, it fetches the LoRA as well.
         load_trainable(self.model.device, link.send_state("device_params", DOWN, self.global_device))
         load_trainable(self.model.server, self.global_server if split
@@ -148,18 +147,15 @@ class SplitFedTrainer(_Experiment):
             for _, optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
             batch = self.train_data.batch(self._next_batch(device))
-            losses.append(split_step(self.model, batch, link, clock) if split
-                          else unsplit_step(self.model, batch, clock))
-            for side, optimizer in optimizers:
-                with clock.on(side):
-                    optimizer.step()
+            losses.append(split_step(self.model, batch, link) if split else unsplit_step(self.model, batch))
+            for _, optimizer in optimizers:
+                optimizer.step()
         server_state = trainable_state(self.model.server)
         return Update(
             device=device, num_samples=int(self.sample_counts[device]),
             server_state=server_state if split else link.send_state("server_params", UP, server_state),
             device_state=link.send_state("device_params", UP, trainable_state(self.model.device)),
-            payload=link.payload(), device_compute_s=clock.seconds["device"],
-            server_compute_s=clock.seconds["server"], loss=float(np.mean(losses)))
+            payload=link.payload(), loss=float(np.mean(losses)))
 
     def aggregate(self, updates: Mapping[int, Update], delivered: set[int]) -> None:
         """FedAvg over the delivered updates (weights: `aggregation_weights`), then the configured server
@@ -222,13 +218,13 @@ class CentralisedTrainer(_Experiment):
     def train(self, steps: int) -> float:
         """`steps` steps of batch `config.batch_size` drawn from all training data; mean loss."""
         self.model.train(True)
-        clock, losses = Clock(), []
+        losses = []
         for _ in range(steps):
             for optimizer in self._optimizers:
                 optimizer.zero_grad(set_to_none=True)
             size = min(self.config.batch_size, len(self.train_data))
             batch = self.train_data.batch(self._rng.choice(len(self.train_data), size=size, replace=False))
-            losses.append(unsplit_step(self.model, batch, clock))
+            losses.append(unsplit_step(self.model, batch))
             for optimizer in self._optimizers:
                 optimizer.step()
         return float(np.mean(losses))

@@ -219,8 +219,6 @@ def test_measured_payload_equals_prediction(files, mode, wire, embeddings):
         assert update.payload.uplink_bytes == (device_params + server_params) * q
     else:
         assert update.payload.uplink_bytes == 2 * (2 * 4 * 12 * 32 * q + 4 * 12) + device_params * q
-        assert update.server_compute_s > 0
-    assert update.device_compute_s > 0
 
 
 def test_server_keeps_only_lora_tensors_per_device(files):

@@ -11,7 +11,7 @@ from learning.data import Batch
 from learning.encoder import Encoder, load_encoder
 from learning.payload import DOWN, UP, Link
 from learning.split import SplitModel, build_split_model, count_trainable
-from learning.step import Clock, split_step, unsplit_step
+from learning.step import split_step, unsplit_step
 
 torch.set_num_threads(1)
 TEXTS = ["The central bank raised interest rates again.", "A late goal won the cup final",
@@ -54,9 +54,9 @@ def _assert_same_forward(encoder: Encoder, model: SplitModel, batch: Batch) -> N
 
 def _assert_same_gradients(model: SplitModel, batch: Batch) -> Link:
     link = Link()
-    split_step(model, batch, link, Clock())
+    split_step(model, batch, link)
     split = _grads(model)
-    unsplit_step(model, batch, Clock())
+    unsplit_step(model, batch)
     whole = _grads(model)
     assert split.keys() == whole.keys()
     assert any("lora_A" in name for name in split) and any("head" in name for name in split)
@@ -112,7 +112,7 @@ def test_wire_dtype_sets_the_bytes_and_the_received_values(tmp_path, wire, size)
     assert link.transfers[-1].nbytes == x.numel() * size
 
     link = Link(dtype)
-    split_step(model, batch, link, Clock())
+    split_step(model, batch, link)
     sizes = {t.name: t.nbytes for t in link.transfers}
     assert sizes == {"activations": 4 * 16 * 32 * size, "attention_mask": 4 * 16,
                      "encoder_output": 4 * 16 * 32 * size, "encoder_output_grad": 4 * 16 * 32 * size}
