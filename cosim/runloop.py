@@ -108,15 +108,21 @@ class ServerCompute:
         return cls(learn.local_steps * step_s, server.accelerators)
 
     def wait_allowance_s(self, inputs: RoundInputs) -> np.ndarray:
-        """Per device, the longest it can queue: the M − 1 largest requests of the others over the
-        accelerators, M the most devices that fit in the band together (RoundProblem.max_count)."""
+        """Per device, the longest it can queue with as many others ahead as can be scheduled with
+        it: M − 1, M the most devices that fit in the band together (RoundProblem.max_count)."""
         most = RoundProblem(inputs, np.zeros(inputs.devices), 0.0).max_count
-        ahead = max(most - 1, 0)
-        largest = np.sort(self.time_s)[::-1]
-        # the largest others: device k's own request is among the largest ahead+1 or it is not
-        top, top_and_next = largest[:ahead].sum(), largest[:ahead + 1].sum()
-        own_in_top = self.time_s >= (largest[ahead - 1] if ahead else np.inf)
-        return np.where(own_in_top, top_and_next - self.time_s, top) / self.accelerators
+        return longest_wait_s(self.time_s, max(most - 1, 0), self.accelerators)
+
+
+def longest_wait_s(work_s: np.ndarray, ahead: int, servers: int) -> np.ndarray:
+    """Per request, the `ahead` largest of the other requests over the servers: a request served in
+    arrival order by `servers` waits while all of them are busy with requests that came first, so
+    at most their work over `servers`."""
+    largest = np.sort(work_s)[::-1]
+    # the largest others: a request is among the `ahead` largest (then the next one replaces it) or not
+    top, top_and_next = largest[:ahead].sum(), largest[:ahead + 1].sum()
+    own_in_top = work_s >= (largest[ahead - 1] if ahead else np.inf)
+    return np.where(own_in_top, top_and_next - work_s, top) / servers
 
 
 def downlink_rate_bps(report: ChannelReport, scenario: ScenarioConfig) -> np.ndarray:

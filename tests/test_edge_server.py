@@ -1,6 +1,7 @@
 """The modelled edge server: FLOPs of the real server part, requests queued in arrival order on the
 compiled scenario's server (both radios), and a run's simulated timing independent of the host."""
 
+import itertools
 import math
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from transformers import BertConfig, BertModel
 
 from cosim.config import load_config
 from cosim.messages import RoundPlan
-from cosim.runloop import run_experiment
+from cosim.runloop import longest_wait_s, run_experiment
 from cosim.simulation import Ns3Simulation
 from learning.config import LoraSettings, ModelSettings
 from learning.encoder import FAMILIES, Encoder
@@ -114,3 +115,17 @@ def test_same_seed_gives_the_same_tables_on_a_busy_and_a_quiet_machine(ns3_binar
         pd.testing.assert_frame_equal(a.drop(columns=wall), b.drop(columns=wall))
     devices = pd.read_parquet(quiet / "devices.parquet")
     assert (devices["server_time_s"] > 0).all() and (devices["server_time_s"] < 0.2).all()
+
+
+@pytest.mark.parametrize("servers", [1, 3])
+def test_the_wait_allowance_is_the_largest_work_that_can_come_first(servers):
+    """Brute force: for each request, every set of `ahead` others, the most work over the servers."""
+    rng = np.random.default_rng(5)
+    for work in (rng.uniform(0.01, 1.0, 7), np.array([0.5, 0.5, 0.2, 0.5, 0.1, 0.2, 0.5])):  # with ties
+        for ahead in range(len(work)):
+            brute = []
+            for k in range(len(work)):
+                others = [j for j in range(len(work)) if j != k]
+                sets = itertools.combinations(others, ahead)
+                brute.append(max((sum(work[j] for j in first) for first in sets), default=0.0) / servers)
+            assert longest_wait_s(work, ahead, servers) == pytest.approx(brute, abs=1e-12)
