@@ -49,7 +49,7 @@ import numpy as np
 from cosim.calibration import RateCalibration
 from cosim.checkpoint import CHECKPOINT_NAME, Checkpoint, ResumeError
 from cosim.config import ExperimentConfig, load_config
-from cosim.messages import ChannelReport, RoundOutcome, read_plan
+from cosim.messages import ChannelReport, RoundOutcome, RoundPlan, read_plan
 from cosim.plots import plot_run
 from cosim.rundir import RunDir
 from cosim.scenario import ScenarioConfig
@@ -123,6 +123,16 @@ def longest_wait_s(work_s: np.ndarray, ahead: int, servers: int) -> np.ndarray:
     top, top_and_next = largest[:ahead].sum(), largest[:ahead + 1].sum()
     own_in_top = work_s >= (largest[ahead - 1] if ahead else np.inf)
     return np.where(own_in_top, top_and_next - work_s, top) / servers
+
+
+def round_plan(plan: Plan, inputs: RoundInputs, deadline_s: float, server_count: int) -> RoundPlan:
+    """The message the simulator enacts: the plan's devices and shares, the round's payloads and
+    compute, ns-3's deadline (the scheduler planned for less: the deadline margin) and the server's
+    accelerators, which queue the requests."""
+    return RoundPlan(inputs.round_index, plan.scheduled, plan.bandwidth_share,
+                     np.rint(inputs.uplink_bytes).astype(np.int64),
+                     np.rint(inputs.downlink_bytes).astype(np.int64),
+                     inputs.compute_time_s, deadline_s, inputs.server_time_s, server_count)
 
 
 def downlink_rate_bps(report: ChannelReport, scenario: ScenarioConfig) -> np.ndarray:
@@ -327,9 +337,8 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             with timed(times, "plan_wall_s"):
                 plan = policy.plan(inputs)
             scheduled = np.flatnonzero(plan.scheduled).tolist()
-            round_plan = plan.to_round_plan(inputs, deadline_s=cfg.deadline_s,
-                                            server_count=server.accelerators)
-            outcome, updates = overlap(lambda: sim.execute(round_plan),  # noqa: B023
+            enacted = round_plan(plan, inputs, cfg.deadline_s, server.accelerators)
+            outcome, updates = overlap(lambda: sim.execute(enacted),  # noqa: B023
                                        lambda: trainer.local_train(scheduled), times)  # noqa: B023
             delivered = outcome.delivered & plan.scheduled
             with timed(times, "aggregate_wall_s"):
@@ -347,7 +356,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             run.record(row, device_rows(t, report, outcome, plan, inputs, compute, realised, delivered,
                                         queues.values))
             # after the tables: a checkpoint never gets ahead of the rounds on disk
-            plans.append(round_plan.wire)
+            plans.append(enacted.wire)
             Checkpoint(t + 1, plans, trainer.state_dict(), policy.state_dict(), queues.values,
                        calibration.state_dict()).save(run.checkpoint_path)
             if on_round is not None:

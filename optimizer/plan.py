@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cosim.messages import RoundPlan
-from optimizer.inputs import RoundInputs
 from optimizer.problem import SHARE_TOL, RoundProblem
 
 
@@ -70,17 +68,6 @@ class Plan:
     def late(self) -> list[int]:
         """Scheduled devices predicted to miss the deadline."""
         return [k for k in self.infeasible if self.scheduled[k]]
-
-    def to_round_plan(self, inputs: RoundInputs, deadline_s: float | None = None,
-                      server_count: int = 1) -> RoundPlan:
-        """The message the simulator enacts; `deadline_s` when the round's deadline is not the one
-        the plan was made for (a scheduler that keeps a margin plans for less); the simulator
-        queues the server's work on `server_count` accelerators."""
-        return RoundPlan(inputs.round_index, self.scheduled, self.bandwidth_share,
-                         np.rint(inputs.uplink_bytes).astype(np.int64),
-                         np.rint(inputs.downlink_bytes).astype(np.int64),
-                         inputs.compute_time_s, inputs.deadline_s if deadline_s is None else deadline_s,
-                         inputs.server_time_s, server_count)
 
 
 def make_plan(problem: RoundProblem, idx: np.ndarray, shares: np.ndarray, *, solver: str, license: str,

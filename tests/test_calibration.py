@@ -10,6 +10,7 @@ import pytest
 
 from cosim import layout
 from cosim.calibration import RateCalibration
+from cosim.runloop import round_plan
 from optimizer import make_policy
 from optimizer.synthetic import random_inputs
 
@@ -68,6 +69,6 @@ def test_an_efficiency_is_a_slower_radio_for_the_scheduler():
     a, b = policy.plan(slow), make_policy("lyapunov").plan(double)
     np.testing.assert_allclose(a.predicted_delay_s, b.predicted_delay_s)
     np.testing.assert_array_equal(a.scheduled, b.scheduled)
-    np.testing.assert_array_equal(a.to_round_plan(slow).uplink_bytes, np.rint(inputs.uplink_bytes))
+    np.testing.assert_array_equal(round_plan(a, slow, 1.0, 1).uplink_bytes, np.rint(inputs.uplink_bytes))
     with pytest.raises(ValueError, match="rate_efficiency"):
         dataclasses.replace(inputs, rate_efficiency=0.0)
