@@ -42,8 +42,7 @@ CONF
 export SLURM_CONF="$STATE/slurm.conf"
 [ -s /etc/munge/munge.key ] || mungekey --create >&2
 if ! pgrep -x munged >/dev/null; then
-    munged --force >&2
-    touch "$STATE/munged.ours"  # slurm-down.sh stops it again
+    munged --force --pid-file="$STATE/munged.pid" >&2  # slurm-down.sh stops this one again
 fi
 pgrep -x slurmctld >/dev/null || slurmctld -f "$SLURM_CONF" >&2
 pgrep -x slurmd >/dev/null || slurmd -f "$SLURM_CONF" -N "$HOST" >&2
