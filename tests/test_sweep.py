@@ -128,7 +128,7 @@ SWEEPS = Path(__file__).resolve().parents[1] / "cosim" / "sweeps"
 
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_the_shipped_sweep_files_build_every_point(path, tmp_path, monkeypatch):
-    """The README's sweeps, after the set-up their comments give (the cars' trace for mobility):
+    """The shipped sweeps, after the set-up their comments give (the cars' trace for mobility):
     every point's config is valid, so a typo in a group cannot stop them."""
     monkeypatch.chdir(tmp_path)
     if "cosim sumo trace" in path.read_text():
