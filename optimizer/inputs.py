@@ -63,27 +63,25 @@ class RoundInputs:
             bad = np.flatnonzero(~np.isfinite(snr)).tolist()
             raise ValueError(f"snr_db is not finite (NaN or inf) for devices {bad}")
         object.__setattr__(self, "snr_db", snr)
-        k = snr.size
         for name, positive in _PER_DEVICE:
-            arr = np.array(getattr(self, name), dtype=float)
-            try:
-                arr = np.broadcast_to(arr, (k,)).copy()
-            except ValueError:
-                raise ValueError(f"{name} has shape {arr.shape}, expected a scalar or ({k},)") from None
+            arr = self._per_device(name, float)
             _check(name, arr, positive)
             object.__setattr__(self, name, arr)
         for name, positive in _SCALARS:
             value = float(getattr(self, name))
             _check(name, np.array([value]), positive)
             object.__setattr__(self, name, value)
-        present = np.array(self.present, dtype=bool)
-        try:
-            present = np.broadcast_to(present, (k,)).copy()
-        except ValueError:
-            raise ValueError(f"present has shape {present.shape}, expected a scalar or ({k},)") from None
-        object.__setattr__(self, "present", present)
+        object.__setattr__(self, "present", self._per_device("present", bool))
         if int(self.round_index) < 0:
             raise ValueError(f"round_index={self.round_index} must be >= 0")
+
+    def _per_device(self, name: str, dtype: type) -> np.ndarray:
+        """Field `name` as one value per device (a scalar is every device's)."""
+        arr, k = np.array(getattr(self, name), dtype=dtype), self.snr_db.size
+        try:
+            return np.broadcast_to(arr, (k,)).copy()
+        except ValueError:
+            raise ValueError(f"{name} has shape {arr.shape}, expected a scalar or ({k},)") from None
 
     @property
     def devices(self) -> int:
