@@ -5,10 +5,16 @@
 #   tests/slurm/slurm-down.sh [STATE_DIR]
 #
 # Installs Debian's slurm-wlm and munge when they are missing (needs root, as in CI), writes a
-# slurm.conf for this host only (no /etc files are touched but munge's key), starts munged (if it
-# is not running), slurmctld and slurmd, and waits until the node accepts jobs.
+# slurm.conf for this host only (no /etc files are touched but munge's key), starts munged (unless
+# one already answers), slurmctld and slurmd (unless this cluster's pid files name live ones), and
+# waits until the node accepts jobs. No process is looked up by name.
 set -eu
 STATE=${1:-/tmp/cosim-slurm}
+if [ "$(id -u)" != 0 ]; then
+    echo "slurm-up.sh needs root: it installs slurm-wlm and munge and runs slurmctld/slurmd as root" >&2
+    exit 2
+fi
+running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >&2
@@ -41,11 +47,11 @@ PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$STATE/slurm.conf"
 [ -s /etc/munge/munge.key ] || mungekey --create >&2
-if ! pgrep -x munged >/dev/null; then
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     munged --force --pid-file="$STATE/munged.pid" >&2  # slurm-down.sh stops this one again
 fi
-pgrep -x slurmctld >/dev/null || slurmctld -f "$SLURM_CONF" >&2
-pgrep -x slurmd >/dev/null || slurmd -f "$SLURM_CONF" -N "$HOST" >&2
+running "$STATE/slurmctld.pid" || slurmctld -f "$SLURM_CONF" >&2
+running "$STATE/slurmd.pid" || slurmd -f "$SLURM_CONF" -N "$HOST" >&2
 for _ in $(seq 60); do
     if sinfo -h -o %T 2>/dev/null | grep -q idle; then
         echo "export SLURM_CONF=$SLURM_CONF"
