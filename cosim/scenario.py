@@ -54,6 +54,7 @@ class ScenarioConfig:
     max_spectral_efficiency: float | None = None
     fdma_bins: int = 1000
     lte_bler_target: float = 0.1
+    lte_harq: bool = True
     lte_power_control: bool = False
     ns3_attributes: tuple[str, ...] = ()
     rng_seed: int = 1
@@ -146,6 +147,7 @@ class ScenarioConfig:
             "maxSpectralEfficiency": self.max_spectral_efficiency or 0.0,
             "fdmaBins": self.fdma_bins,
             "lteBlerTarget": self.lte_bler_target,
+            "lteHarq": "true" if self.lte_harq else "false",
             "ltePowerControl": "true" if self.lte_power_control else "false",
             "RngSeed": self.rng_seed,
             "RngRun": self.rng_run,

@@ -43,6 +43,7 @@ struct ScenarioParams
     double maxSpectralEfficiency{0.0};    ///< cap on the spectral efficiency (bit/s/Hz), 0 = none
     uint32_t fdmaBins{1000};              ///< sub-bands across B; shares are whole numbers of them
     double lteBlerTarget{0.1};            ///< lte: block error rate the outer loop aims at
+    bool lteHarq{true};                   ///< lte: HARQ both ways (RLC AM recovers what it gives up)
     bool ltePowerControl{false};          ///< lte: ns-3's uplink power control (3GPP open + closed loop)
 };
 

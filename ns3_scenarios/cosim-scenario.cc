@@ -284,6 +284,10 @@ main(int argc, char* argv[])
                  p.fdmaBins);
     cmd.AddValue("lteBlerTarget", "lte: block error rate the uplink's outer-loop link adaptation aims at",
                  p.lteBlerTarget);
+    cmd.AddValue("lteHarq",
+                 "lte: HARQ in both directions, up to three combined retransmissions of a failed transport "
+                 "block (RLC AM recovers what it gives up)",
+                 p.lteHarq);
     cmd.AddValue("ltePowerControl",
                  "lte: uplink power control (ns-3's LteUePowerControl; tune it with its attributes); the "
                  "transmit energy follows the power of each grant",

@@ -6,10 +6,11 @@
 // see the same channel. It is the only loss model on the LTE spectrum channels (see ChainLoss).
 //
 // Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Transfers are
-// TCP over RLC AM (RLC AM recovers lost transport blocks since HARQ is off).
+// TCP over RLC AM, with HARQ in both directions (--lteHarq); RLC AM recovers what HARQ gives up.
 #include "cosim-radio.h"
 #include "cosim-server.h"
 #include "lte-share-scheduler.h"
+#include "lte-stale-status-filter.h"
 
 #include "ns3/core-module.h"
 #include "ns3/internet-module.h"
@@ -174,6 +175,7 @@ class LteRadio : public CosimRadio
     NetDeviceContainer m_ueDevs;
     Ptr<LteEnbNetDevice> m_enbDev;
     Ptr<CosimShareFfMacScheduler> m_scheduler;
+    std::vector<Ptr<LteStaleStatusFilter>> m_statusFilters; ///< eNB uplink, each UE's downlink
     uint16_t m_numRb{0};
     uint16_t m_srsPeriodMs{0};
     uint16_t m_nextPort{FIRST_PORT};
@@ -222,6 +224,7 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
     Config::SetDefault("ns3::LteEnbPhy::NoiseFigure", DoubleValue(params.bsNoiseFigureDb));
     Config::SetDefault("ns3::TcpSocket::SegmentSize", UintegerValue(params.packetBytes));
     Config::SetDefault("ns3::CosimShareFfMacScheduler::BlerTarget", DoubleValue(params.lteBlerTarget));
+    Config::SetDefault("ns3::CosimShareFfMacScheduler::HarqEnabled", BooleanValue(params.lteHarq));
     Config::SetDefault("ns3::LteUePhy::EnableUplinkPowerControl", BooleanValue(params.ltePowerControl));
 
     // the helpers must outlive Install: deleting them disposes the EPC nodes
@@ -272,6 +275,16 @@ LteRadio::Install(const ScenarioParams& params, NodeContainer bs, NodeContainer 
             ->SetDefaultRoute(epc->GetUeDefaultGatewayAddress(), 1);
     }
     lte->Attach(m_ueDevs, m_enbDev);
+    // HARQ can deliver an RLC STATUS PDU after a newer one; see lte-stale-status-filter.h
+    Ptr<LteEnbPhy> enbPhy = m_enbDev->GetPhy();
+    m_statusFilters.push_back(LteStaleStatusFilter::Install(
+        enbPhy->GetUlSpectrumPhy(), MakeCallback(&LteEnbPhy::PhyPduReceived, enbPhy)));
+    for (uint32_t k = 0; k < m_ueDevs.GetN(); ++k)
+    {
+        Ptr<LteUePhy> uePhy = DynamicCast<LteUeNetDevice>(m_ueDevs.Get(k))->GetPhy();
+        m_statusFilters.push_back(LteStaleStatusFilter::Install(
+            uePhy->GetDlSpectrumPhy(), MakeCallback(&LteUePhy::PhyPduReceived, uePhy)));
+    }
 
     m_scheduler = DynamicCast<CosimShareFfMacScheduler>(
         DynamicCast<ComponentCarrierEnb>(m_enbDev->GetCcMap().at(0))->GetFfMacScheduler());
@@ -614,7 +627,7 @@ LteRadio::Execute(const PlanHeader& plan,
         o.tx_energy_j = (powered ? powerSum / powered : txPowerW) * o.airtime_s;
         o.packets_sent = s.tbs;
         o.packets_lost = s.lost;
-        o.retransmissions = s.lost; // every lost TB is resent by RLC AM (HARQ is off)
+        o.retransmissions = s.lost; // every lost TB is sent again, by HARQ or (when it gives up) RLC AM
         o.mean_sinr_db = s.tbs ? s.sinrDbSum / s.tbs : NaN;
         o.server_wait_s = *d.serverWaitS;
         const auto& [rbs, grants] = m_ulRbs[rntis[i]];
@@ -641,6 +654,9 @@ SetLteDefaults()
     Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(256 * 1024));
     Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(256 * 1024));
     Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(MilliSeconds(200))); // as Linux
+    // t-Reordering above HARQ's longest delay (three retransmissions, 7 ms apart), as 3GPP
+    // configurations choose it: a block HARQ is still resending is not reported missing
+    Config::SetDefault("ns3::LteRlcAm::ReorderingTimer", TimeValue(MilliSeconds(35)));
 }
 
 std::unique_ptr<CosimRadio>

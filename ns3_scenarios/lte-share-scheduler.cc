@@ -26,6 +26,8 @@ constexpr double OLLA_STEP_DB = 1.0;
 constexpr double OLLA_MAX_DB = 20.0;
 /// Below this an RB carried no signal.
 constexpr double MIN_SINR_DB = -100;
+/// A transport block is sent at most this often (the first time and three HARQ retransmissions).
+constexpr uint32_t MAX_UL_TRANSMISSIONS = 4;
 } // namespace
 
 /// MAC -> scheduler: intercepts the uplink requests, forwards the rest to the inner scheduler.
@@ -172,6 +174,14 @@ CosimShareFfMacScheduler::GetTypeId()
             .SetParent<FfMacScheduler>()
             .SetGroupName("Lte")
             .AddConstructor<CosimShareFfMacScheduler>()
+            .AddAttribute("HarqEnabled",
+                          "HARQ in both directions: an uplink TB the eNB could not decode is "
+                          "granted again (same block and size) up to three times; the downlink's "
+                          "is the inner round-robin scheduler's",
+                          BooleanValue(true),
+                          MakeBooleanAccessor(&CosimShareFfMacScheduler::SetHarq,
+                                              &CosimShareFfMacScheduler::GetHarq),
+                          MakeBooleanChecker())
             .AddAttribute("BlerTarget",
                           "Block error rate the outer-loop link adaptation aims at",
                           DoubleValue(0.1),
@@ -189,14 +199,27 @@ CosimShareFfMacScheduler::CosimShareFfMacScheduler()
     : m_inner(CreateObject<RrFfMacScheduler>()),
       m_amc(CreateObject<LteAmc>())
 {
-    // UL HARQ retransmissions would reuse the inner scheduler's (discarded) grants
-    m_inner->SetAttribute("HarqEnabled", BooleanValue(false));
     m_schedProvider = new SchedProvider(this, m_inner->GetFfMacSchedSapProvider());
     m_schedUser = new SchedUser(this);
     m_cschedProvider = new CschedProvider(this, m_inner->GetFfMacCschedSapProvider());
 }
 
 CosimShareFfMacScheduler::~CosimShareFfMacScheduler() = default;
+
+void
+CosimShareFfMacScheduler::SetHarq(bool enabled)
+{
+    m_harq = enabled;
+    // the inner scheduler's uplink retransmissions are of its own grants, which are discarded
+    // for the devices that have a block; it still serves the downlink and random access
+    m_inner->SetAttribute("HarqEnabled", BooleanValue(enabled));
+}
+
+bool
+CosimShareFfMacScheduler::GetHarq() const
+{
+    return m_harq;
+}
 
 void
 CosimShareFfMacScheduler::DoInitialize()
@@ -286,6 +309,7 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
     // the inner scheduler still serves random access (Msg3) and RNTIs without a share
     // Decoding results of the TBs whose PUSCH report just came. A granted UE with nothing to send
     // stays silent: the eNB still reports its TB as failed, so only TBs that were heard count.
+    std::map<uint16_t, std::pair<UlDciListElement_s, uint32_t>> retx; // granted again this TTI
     for (const auto& info : params.m_ulInfoList)
     {
         auto heard = m_heard.find(info.m_rnti);
@@ -299,10 +323,24 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
         double& offset = m_sinrOffsetDb[info.m_rnti];
         offset += ok ? OLLA_STEP_DB * m_blerTarget / (1 - m_blerTarget) : -OLLA_STEP_DB;
         offset = std::clamp(offset, -OLLA_MAX_DB, OLLA_MAX_DB);
+        auto grant = m_heardGrant.find(info.m_rnti);
+        if (!ok && m_harq && grant != m_heardGrant.end() && grant->second.second < MAX_UL_TRANSMISSIONS &&
+            m_blocks.count(info.m_rnti))
+        {
+            UlDciListElement_s dci = grant->second.first;
+            dci.m_ndi = 0;
+            retx[info.m_rnti] = {dci, grant->second.second + 1};
+        }
     }
     m_heard.clear();
+    m_heardGrant.clear();
     m_innerUl = FfMacSchedSapUser::SchedUlConfigIndParameters();
-    m_schedProvider->m_in->SchedUlTriggerReq(params);
+    // the inner scheduler retransmits only its own grants: the blocks' HARQ feedback is not for it
+    FfMacSchedSapProvider::SchedUlTriggerReqParameters inner = params;
+    std::erase_if(inner.m_ulInfoList, [this](const UlInfoListElement_s& info) {
+        return m_blocks.count(info.m_rnti) > 0;
+    });
+    m_schedProvider->m_in->SchedUlTriggerReq(inner);
     FfMacSchedSapUser::SchedUlConfigIndParameters ret;
     ret.m_phichList = m_innerUl.m_phichList;
     for (const auto& dci : m_innerUl.m_dciList)
@@ -314,9 +352,24 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
     }
 
     std::vector<uint16_t> owners(m_ulBandwidth, 0);
+    auto& grants = m_ulGrants[params.m_sfnSf];
+    grants.clear();
     for (const auto& [rnti, block] : m_blocks)
     {
         auto [rbStart, rbLen] = block;
+        // the UE sends the failed TB again from its HARQ buffer, on the block it was granted:
+        // unless a new round gave the device another block (RLC AM then recovers the TB)
+        if (auto again = retx.find(rnti); again != retx.end() && again->second.first.m_rbStart == rbStart &&
+                                          again->second.first.m_rbLen == rbLen)
+        {
+            NS_LOG_INFO("HARQ retransmission " << again->second.second - 1 << " of rnti " << rnti
+                                                << " on RBs [" << int(rbStart) << ", "
+                                                << rbStart + rbLen << ")");
+            ret.m_dciList.push_back(again->second.first);
+            grants[rnti] = again->second;
+            std::fill_n(owners.begin() + rbStart, rbLen, rnti);
+            continue;
+        }
         auto buf = m_ulBuffer.find(rnti);
         if (rbLen == 0 || buf == m_ulBuffer.end() || buf->second == 0)
         {
@@ -353,6 +406,7 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
         dci.m_freqHopping = 0;
         dci.m_pdcchPowerOffset = 0;
         ret.m_dciList.push_back(dci);
+        grants[rnti] = {dci, 1};
         buf->second -= std::min<uint32_t>(buf->second, dci.m_tbSize);
         std::fill_n(owners.begin() + rbStart, rbLen, rnti);
     }
@@ -429,13 +483,22 @@ CosimShareFfMacScheduler::UlCqiInfo(const FfMacSchedSapProvider::SchedUlCqiInfoR
                     perUe[rnti].second += 1;
                 }
             }
+            auto grants = m_ulGrants.find(params.m_sfnSf);
             for (const auto& [rnti, acc] : perUe)
             {
                 double sinrDb = 10 * std::log10(acc.first / acc.second);
                 m_heard[rnti] = sinrDb;
                 UpdateSinr(rnti, sinrDb - 10 * std::log10(double(m_ulBandwidth) / acc.second));
+                if (grants != m_ulGrants.end() && grants->second.count(rnti))
+                {
+                    m_heardGrant[rnti] = grants->second.at(rnti);
+                }
             }
             m_rbOwners.erase(owners);
+            if (grants != m_ulGrants.end())
+            {
+                m_ulGrants.erase(grants);
+            }
         }
     }
     // PUSCH reports would be misread by the inner scheduler, whose grants were replaced

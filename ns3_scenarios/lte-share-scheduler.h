@@ -5,8 +5,11 @@
 // inner scheduler unchanged; the uplink grants of the devices that have a share are replaced by
 // a fixed contiguous block of floor(b_k * N_RB) RBs (at least 1), blocks laid out in device order,
 // granted in every TTI in which the device reported buffered data. The MCS follows the device's
-// averaged SINR plus an outer-loop offset that targets the BlerTarget attribute's block errors
-// (10% by default). HARQ is off (RLC AM recovers lost transport blocks).
+// averaged SINR plus an outer-loop offset that targets the BlerTarget attribute's block errors.
+// With HarqEnabled (the default), a transport block the eNB could not decode is granted again on
+// the same block with the same size (new data indicator 0) when its failure is reported, up to
+// three retransmissions, and the eNB combines the attempts; the downlink's HARQ is the inner
+// scheduler's. RLC AM recovers what HARQ gives up.
 #ifndef LTE_SHARE_SCHEDULER_H
 #define LTE_SHARE_SCHEDULER_H
 
@@ -39,6 +42,10 @@ class CosimShareFfMacScheduler : public FfMacScheduler
     /// Uplink shares b_k in device order, as (RNTI, share). Devices listed here get exactly their
     /// block (share 0: no data grant); RNTIs not listed are left to the inner scheduler.
     void SetUplinkShares(const std::vector<std::pair<uint16_t, double>>& shares);
+
+    /// HARQ on or off in both directions (the HarqEnabled attribute).
+    void SetHarq(bool enabled);
+    bool GetHarq() const;
 
   protected:
     void DoInitialize() override;
@@ -79,7 +86,12 @@ class CosimShareFfMacScheduler : public FfMacScheduler
     /// Every uplink TB a UE sent: RNTI, PUSCH SINR (dB, mean over its RBs), decoded.
     TracedCallback<uint16_t, double, bool> m_ulTbTrace;
 
+    bool m_harq{true};
     double m_blerTarget{0.1};
+    /// Uplink grants by the TTI they were made for: sfnSf -> rnti -> (DCI, transmissions so far)
+    std::map<uint16_t, std::map<uint16_t, std::pair<UlDciListElement_s, uint32_t>>> m_ulGrants;
+    /// The grant of the TB whose PUSCH report just came, per RNTI
+    std::map<uint16_t, std::pair<UlDciListElement_s, uint32_t>> m_heardGrant;
 };
 
 } // namespace ns3

@@ -94,3 +94,27 @@ def test_lte_outer_loop_reaches_its_block_error_target(ns3_binary, tmp_path, tar
         rec = sim.execute(plan).records[0]
     assert rec["packets_sent"] > 500
     assert target / 1.6 < rec["packets_lost"] / rec["packets_sent"] < target * 1.6
+
+
+@pytest.mark.ns3
+@pytest.mark.parametrize("harq", [True, False])
+def test_lte_harq_resends_failed_blocks_and_the_enb_combines_them(ns3_binary, tmp_path, monkeypatch, harq):
+    """The outer loop aims at 10 % block errors, so about one first transmission in ten fails. With
+    HARQ each is granted again and, combined with the first attempt by ns-3's eNB, almost never
+    fails a second time (without combining about one in ten would); without HARQ the MAC resends
+    nothing."""
+    monkeypatch.setenv("NS_LOG", "CosimShareFfMacScheduler=level_info")
+    cfg = fixed_cell(tmp_path, "lte", [250.0], fading="rayleigh", lte_harq=harq)
+    plan = RoundPlan(0, np.array([True]), np.array([1.0]), np.array([1_000_000]), np.array([1000]),
+                     np.zeros(1), deadline_s=30.0)
+    log = tmp_path / "ns3.log"
+    with Ns3Simulation(cfg, log_path=log) as sim:
+        sim.channel_report()
+        rec = sim.execute(plan).records[0]
+    assert rec["deadline_met"] == 1 and rec["packets_lost"] > 20
+    text = log.read_text()
+    first, second = text.count("HARQ retransmission 1 "), text.count("HARQ retransmission 2 ")
+    if harq:
+        assert first > 0.5 * rec["packets_lost"] and second <= 0.03 * first + 1, (first, second)
+    else:
+        assert first == 0
