@@ -8,8 +8,9 @@ drives one object::
     from learning.trainer import SplitFedTrainer
 
     trainer = SplitFedTrainer(TrainerConfig(data=DataSettings(devices=10)))
-    trainer.payload_bytes(3)                    # Payload(uplink_bytes, downlink_bytes), predicted
-    updates = trainer.local_train([1, 3, 7])    # {device: Update}: states, measured payload, compute time
+    trainer.messages(3)                         # the round's protocol, message by message, predicted
+    trainer.payload_bytes(3)                    # Payload(uplink_bytes, downlink_bytes), their sums
+    updates = trainer.local_train([1, 3, 7])    # {device: Update}: states, measured messages, loss
     trainer.aggregate(updates, delivered={1, 7})
     trainer.evaluate()                          # {"accuracy", "macro_f1", "loss", "samples"}
 

@@ -19,7 +19,7 @@ def split_step(model: SplitModel, batch: Batch, link: Link) -> float:
     # device
     embedded = device.embed(batch.input_ids)
     activations = link.send("activations", UP, embedded, requires_grad=embedded.requires_grad)
-    mask = link.send("attention_mask", UP, batch.attention_mask)
+    mask = link.send("attention_mask", UP, batch.attention_mask, message="activations")
     # server
     encoded = server(activations, mask)
     received = link.send("encoder_output", DOWN, encoded, requires_grad=True)

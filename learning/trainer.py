@@ -23,7 +23,7 @@ from learning.encoder import load_encoder
 from learning.flops import server_step_flops_per_sample
 from learning.metrics import accuracy, macro_f1
 from learning.partition import label_counts, partition
-from learning.payload import DOWN, UP, Link, Payload, PayloadPredictor
+from learning.payload import DOWN, UP, Link, Message, Payload, PayloadPredictor, total
 from learning.split import build_split_model, count_trainable, load_trainable, trainable_state
 from learning.step import predict_logits, split_step, unsplit_step
 
@@ -37,8 +37,12 @@ class Update:
     num_samples: int
     server_state: State
     device_state: State
-    payload: Payload
+    messages: tuple[Message, ...]  # what crossed the link, in order
     loss: float
+
+    @property
+    def payload(self) -> Payload:
+        return total(self.messages)
 
 
 class _Experiment:
@@ -114,10 +118,14 @@ class SplitFedTrainer(_Experiment):
         return server_step_flops_per_sample(self.model.server, self.hidden_size, self.config.model.max_length,
                                             activations_train=self.config.model.embeddings != "frozen")
 
+    def messages(self, device: int) -> tuple[Message, ...]:
+        """The messages `local_train` will send for this device, predicted from shapes alone."""
+        batch = min(self.config.batch_size, int(self.sample_counts[device]))
+        return self.predictor.messages(self.config.local_steps, batch, self.config.model.max_length)
+
     def payload_bytes(self, device: int) -> Payload:
         """The payload `local_train` will measure for this device, predicted from shapes alone."""
-        batch = min(self.config.batch_size, int(self.sample_counts[device]))
-        return self.predictor.predict(self.config.local_steps, batch, self.config.model.max_length)
+        return total(self.messages(device))
 
     def local_train(self, devices: Iterable[int]) -> dict[int, Update]:
         """τ local steps for each device, each starting from the current global state."""
@@ -134,10 +142,12 @@ class SplitFedTrainer(_Experiment):
     def _train_device(self, device: int) -> Update:
         split = self.config.mode == "split"
         link = Link(self.config.model.torch_wire_dtype)
-        # The device fetches the global device-side state; unsplit, it fetches the LoRA as well.
-        load_trainable(self.model.device, link.send_state("device_params", DOWN, self.global_device))
+        # The device fetches the global device-side state; unsplit, it fetches the LoRA as well (one
+        # message with both, as the upload at the end).
+        params = "device_params" if split else "parameters"
+        load_trainable(self.model.device, link.send_state("device_params", DOWN, self.global_device, params))
         load_trainable(self.model.server, self.global_server if split
-                       else link.send_state("server_params", DOWN, self.global_server))
+                       else link.send_state("server_params", DOWN, self.global_server, params))
         # Which side runs each optimiser: unsplit, the device holds the LoRA too.
         optimizers = [("device", self._optimizer(self.model.device)),
                       ("server" if split else "device", self._optimizer(self.model.server))]
@@ -151,11 +161,12 @@ class SplitFedTrainer(_Experiment):
             for _, optimizer in optimizers:
                 optimizer.step()
         server_state = trainable_state(self.model.server)
+        if not split:
+            server_state = link.send_state("server_params", UP, server_state, params)
         return Update(
-            device=device, num_samples=int(self.sample_counts[device]),
-            server_state=server_state if split else link.send_state("server_params", UP, server_state),
-            device_state=link.send_state("device_params", UP, trainable_state(self.model.device)),
-            payload=link.payload(), loss=float(np.mean(losses)))
+            device=device, num_samples=int(self.sample_counts[device]), server_state=server_state,
+            device_state=link.send_state("device_params", UP, trainable_state(self.model.device), params),
+            messages=link.messages(), loss=float(np.mean(losses)))
 
     def aggregate(self, updates: Mapping[int, Update], delivered: set[int]) -> None:
         """FedAvg over the delivered updates (weights: `aggregation_weights`), then the configured server

@@ -221,6 +221,25 @@ def test_measured_payload_equals_prediction(files, mode, wire, embeddings):
         assert update.payload.uplink_bytes == 2 * (2 * 4 * 12 * 32 * q + 4 * 12) + device_params * q
 
 
+@pytest.mark.parametrize(("steps", "embeddings", "wire"), [
+    (1, "frozen", "fp32"), (2, "lora", "bf16"), (4, "frozen", "fp16"), (4, "lora", "fp32")])
+def test_measured_messages_equal_the_predicted_protocol(files, steps, embeddings, wire):
+    """Message by message, in order, the real tensors of a round match the predicted protocol: the
+    global device part down, per step activations (+ mask) up, encoder output down, its gradient up
+    (and the activations' gradient down when the embeddings train), the device part up."""
+    config = _config(files, wire_dtype=wire, embeddings=embeddings)
+    trainer = SplitFedTrainer(TrainerConfig(model=config.model, data=config.data, local_steps=steps,
+                                            batch_size=4))
+    measured = trainer.local_train([1])[1].messages
+    assert measured == trainer.messages(1)
+    per_step = ["activations", "encoder_output", "encoder_output_grad"]
+    per_step += ["activations_grad"] if embeddings == "lora" else []
+    assert [m.name for m in measured] == ["device_params", *per_step * steps, "device_params"]
+    q = 4 if wire == "fp32" else 2
+    activations = 4 * 12 * 32 * q  # batch 4, 12 tokens, hidden 32, in the wire dtype
+    assert [m.nbytes for m in measured[1:4]] == [activations + 4 * 12, activations, activations]
+
+
 def test_server_keeps_only_lora_tensors_per_device(files):
     trainer = SplitFedTrainer(_config(files))
     updates = trainer.local_train(range(4))
