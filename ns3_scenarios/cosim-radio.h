@@ -1,5 +1,6 @@
 // The interface every radio of the scenario implements (`--radio=lte`, `--radio=ideal-fdma`).
-// The scenario owns nodes, mobility and the bridge; a radio owns devices, channel and traffic.
+// The scenario owns nodes, mobility and the bridge; a radio owns devices, channel, MAC and PHY,
+// and carries the bytes of the round's protocol (cosim-protocol.h, shared by both radios).
 #ifndef COSIM_RADIO_H
 #define COSIM_RADIO_H
 
@@ -78,8 +79,8 @@ class CosimRadio
     /// simulator a little (sounding signals); returns one entry per device.
     virtual std::vector<ChannelMeasurement> Measure() = 0;
 
-    /// Enact one round: each scheduled device starts its uplink after compute_time_s, the server
-    /// answers after server_time_s, and the simulator runs until every scheduled device finished
+    /// Enact one round: lay out the plan's shares, then run the round's protocol (RoundProtocol:
+    /// compute, uplink, server, downlink per scheduled device) until every scheduled device has
     /// its downlink or the deadline passed. Fills the outcome header and one record per device.
     virtual void Execute(const PlanHeader& plan,
                          const PlanRecord* records,

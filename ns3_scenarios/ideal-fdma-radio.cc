@@ -13,8 +13,8 @@
 // SINR it actually met (fading, current path loss, interference) supports the spectral
 // efficiency it was sent with, and lost packets are sent again (ARQ) until the transfer is
 // complete or the round's deadline passes.
+#include "cosim-protocol.h"
 #include "cosim-radio.h"
-#include "cosim-server.h"
 #include "ideal-fdma-phy.h"
 
 #include "ns3/log.h"
@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -88,17 +89,16 @@ struct Transfer
     bool busy{false};
     bool done{false};
     Time txStart;
-    Time first;
-    Time last;
     uint32_t sent{0};
     uint32_t lost{0};
     uint32_t retransmissions{0};
     double airtimeS{0};
     double sinrDbSum{0};
     uint32_t received{0};
+    std::function<void()> onDelivered; ///< the protocol's, called when the last byte arrived
 };
 
-class IdealFdmaRadio : public CosimRadio
+class IdealFdmaRadio : public CosimRadio, private Carrier
 {
   public:
     void Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues) override;
@@ -113,10 +113,6 @@ class IdealFdmaRadio : public CosimRadio
     {
         Ptr<FdmaPhy> phy;
         bool scheduled{false};
-        bool done{false};
-        Time doneAt;
-        double serverWorkS{0};
-        double serverWaitS{kNaN};
         Transfer up;
         Transfer down;
     };
@@ -125,12 +121,11 @@ class IdealFdmaRadio : public CosimRadio
     void NewEpoch();
     void Sound(uint32_t k);
     void OnRx(Ptr<const FdmaSignal> s, double sinr, double rxPowerW);
-    void StartTransfer(uint64_t epoch, Transfer* t);
+    void Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered) override;
     /// Puts the next packet (a retransmission first) on the air unless the transmitter is busy.
     void Pump(Transfer& t);
     void TxEnd(uint64_t epoch, Transfer* t);
     void Finish(Transfer& t);
-    void EndRound();
     Ptr<SpectrumValue> FlatPsd(uint32_t lo, uint32_t hi, double powerW) const;
 
     ScenarioParams m_p;
@@ -150,10 +145,7 @@ class IdealFdmaRadio : public CosimRadio
     std::vector<double> m_measuredSinr;
     bool m_measured{false};
     uint64_t m_epoch{0};
-    bool m_roundOpen{false};
-    EventId m_deadline;
-    uint32_t m_pending{0}; ///< scheduled devices whose downlink has not arrived yet
-    EdgeServer m_edge;
+    RoundProtocol m_protocol;
 };
 
 void
@@ -304,48 +296,24 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
     }
     NewEpoch();
     Time start = Simulator::Now();
-    m_edge.Reset(plan.server_count);
-
-    std::vector<const PlanRecord*> byId(n, nullptr);
-    for (uint32_t i = 0; i < plan.num_devices; ++i)
-    {
-        if (records[i].device_id >= n)
-        {
-            throw std::runtime_error("plan names device " + std::to_string(records[i].device_id) +
-                                     " of " + std::to_string(n));
-        }
-        byId[records[i].device_id] = &records[i];
-    }
-
-    // scheduled first so that it wins a tie: nothing starts at the deadline itself
-    m_roundOpen = true;
-    if (std::isfinite(plan.deadline_s))
-    {
-        // our own event rather than Simulator::Stop(delay), which would outlive an early end
-        m_deadline = Simulator::Schedule(Seconds(std::max(0.0, plan.deadline_s)),
-                                         &IdealFdmaRadio::EndRound, this);
-    }
+    std::vector<const PlanRecord*> byId = RecordsById(plan, records, n);
 
     double ueTxW = DbmToW(m_p.ueTxPowerDbm);
     double bsTxW = DbmToW(m_p.bsTxPowerDbm);
     uint32_t nextBin = 0;
     double shareSum = 0.0;
     const uint32_t dlBins = m_bins / n; // every device of the cell owns one downlink part
-    m_pending = 0;
     for (uint32_t k = 0; k < n; ++k)
     {
         Device& d = m_dev[k];
         const PlanRecord* r = byId[k];
         d.scheduled = r && r->scheduled;
-        d.done = false;
-        d.serverWaitS = kNaN;
         d.up = Transfer{};
         d.down = Transfer{};
         if (!d.scheduled)
         {
             continue;
         }
-        d.serverWorkS = r->server_time_s;
         // whole bins: the run ends at the bin nearest to the running sum of the shares, so each
         // device is within one bin of its share, without a bias (rounding every share down would
         // cost a narrow one up to a bin), and never gets none for a positive share
@@ -375,7 +343,6 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         up.psd = FlatPsd(up.lo, up.hi, ueTxW);
         up.se = SpectralEfficiency(m_p, m_measuredRxW[k] / (m_bsNoisePsd * width));
         up.width = width;
-        up.total = r->uplink_bytes;
 
         // the server sends on the device's part of the downlink band with its power per Hz; the
         // path gain is reciprocal
@@ -392,24 +359,19 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         double gain = m_measuredRxW[k] / ueTxW;
         down.se = SpectralEfficiency(m_p, downTxW * gain / (m_ueNoisePsd * downWidth));
         down.width = downWidth;
-        down.total = r->downlink_bytes;
 
         d.phy->Listen(down.lo, down.hi);
-        ++m_pending;
-        Simulator::Schedule(Seconds(r->compute_time_s), &IdealFdmaRadio::StartTransfer, this,
-                            m_epoch, &d.up);
         NS_LOG_INFO("device " << k << " bins [" << up.lo << "," << up.hi << ") up "
                               << up.se << " bit/s/Hz " << up.se * up.width << " bit/s, down "
                               << down.se << " bit/s/Hz");
     }
 
-    if (m_pending > 0)
+    // our own end rather than Simulator::Stop(delay), which would outlive an early end
+    if (m_protocol.Start(plan, byId, *this, [] { Simulator::Stop(); }) > 0)
     {
         Simulator::Run();
     }
-    Simulator::Cancel(m_deadline); // the round may have ended before it
-    m_edge.Reset(plan.server_count); // requests still queued or running were cut by the deadline
-    m_roundOpen = false;
+    m_protocol.Stop();
     Time end = Simulator::Now();
 
     outcome.round_index = plan.round_index;
@@ -428,37 +390,36 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         o = OutcomeRecord{};
         o.device_id = k;
         o.scheduled = d.scheduled;
-        o.deadline_met = d.done;
+        const DeviceTiming& timing = m_protocol.Timing(k);
+        o.deadline_met = timing.Done();
         o.packets_sent = up.sent;
         o.packets_lost = up.lost;
         o.retransmissions = up.retransmissions;
         o.uplink_delivered_bytes = up.delivered;
         o.downlink_delivered_bytes = d.down.delivered;
-        o.uplink_delay_s = up.done ? (up.last - up.first).GetSeconds() : kNaN;
-        o.downlink_delay_s = d.down.done ? (d.down.last - d.down.first).GetSeconds() : kNaN;
-        o.completion_time_s = d.done ? (d.doneAt - start).GetSeconds() : kNaN;
+        o.uplink_delay_s = SpanS(timing.uplinkStart, timing.uplinkEnd); // NaN while unfinished
+        o.downlink_delay_s = SpanS(timing.downlinkStart, timing.downlinkEnd);
+        o.completion_time_s = SpanS(start, timing.downlinkEnd);
         o.airtime_s = up.airtimeS;
         o.tx_energy_j = ueTxW * up.airtimeS;
         o.mean_sinr_db = up.received > 0 ? up.sinrDbSum / up.received : kNaN;
-        o.server_wait_s = d.serverWaitS;
+        o.server_wait_s = timing.serverWait ? timing.serverWait->GetSeconds() : kNaN;
         o.granted_share = d.scheduled ? double(up.hi - up.lo) / m_bins : 0.0;
     }
 }
 
 void
-IdealFdmaRadio::StartTransfer(uint64_t epoch, Transfer* t)
+IdealFdmaRadio::Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered)
 {
-    if (epoch != m_epoch)
+    Transfer& t = dir == Direction::UPLINK ? m_dev[k].up : m_dev[k].down;
+    t.total = bytes;
+    t.onDelivered = std::move(delivered);
+    if (t.total == 0)
     {
+        Finish(t);
         return;
     }
-    t->first = Simulator::Now();
-    if (t->total == 0)
-    {
-        Finish(*t);
-        return;
-    }
-    Pump(*t);
+    Pump(t);
 }
 
 void
@@ -548,35 +509,7 @@ void
 IdealFdmaRadio::Finish(Transfer& t)
 {
     t.done = true;
-    t.last = Simulator::Now();
-    if (t.kind == FdmaSignal::UPLINK)
-    {
-        uint32_t k = t.device;
-        uint64_t epoch = m_epoch;
-        m_edge.Submit(Seconds(m_dev[k].serverWorkS), [this, k, epoch](Time wait) {
-            m_dev[k].serverWaitS = wait.GetSeconds();
-            StartTransfer(epoch, &m_dev[k].down);
-        });
-        return;
-    }
-    Device& d = m_dev[t.device];
-    d.done = true;
-    d.doneAt = Simulator::Now();
-    if (--m_pending == 0)
-    {
-        EndRound();
-    }
-}
-
-void
-IdealFdmaRadio::EndRound()
-{
-    if (!m_roundOpen)
-    {
-        return;
-    }
-    m_roundOpen = false;
-    Simulator::Stop();
+    t.onDelivered();
 }
 
 } // namespace

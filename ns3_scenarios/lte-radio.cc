@@ -7,8 +7,8 @@
 //
 // Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Transfers are
 // TCP over RLC AM, with HARQ in both directions (--lteHarq); RLC AM recovers what HARQ gives up.
+#include "cosim-protocol.h"
 #include "cosim-radio.h"
-#include "cosim-server.h"
 #include "lte-share-scheduler.h"
 #include "lte-stale-status-filter.h"
 
@@ -95,16 +95,10 @@ struct Transfer
     uint64_t total{0};
     uint64_t sent{0};
     uint64_t received{0};
-    double startS{NaN}; ///< sender started (connect)
-    double endS{NaN};   ///< receiver got the last byte
+    bool arrived{false}; ///< the receiver has every byte
     Ptr<Socket> listener;
     Ptr<Socket> rx;
     Ptr<Socket> tx;
-
-    bool Done() const
-    {
-        return !std::isnan(endS);
-    }
 };
 
 /// ns-3 has no public TCP abort: Close() goes on sending what is buffered, so a transfer cut by
@@ -130,7 +124,7 @@ struct UlStats
     double sinrDbSum{0};
 };
 
-class LteRadio : public CosimRadio
+class LteRadio : public CosimRadio, private Carrier
 {
   public:
     void Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues) override;
@@ -142,12 +136,14 @@ class LteRadio : public CosimRadio
                  OutcomeRecord* outcomes) override;
 
   private:
+    /// A device's transfers of the running round (none before the protocol asks for them).
     struct Device
     {
         std::shared_ptr<Transfer> up;
         std::shared_ptr<Transfer> down;
-        std::shared_ptr<double> serverWaitS;
     };
+
+    void Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered) override;
 
     std::vector<uint16_t> Rntis() const;
     void Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std::function<void()> done);
@@ -155,8 +151,6 @@ class LteRadio : public CosimRadio
     static void Pump(std::shared_ptr<Transfer> t);
     static void Close(Transfer& t);
     uint16_t NextPort();
-    void DeviceDone();
-    void EndRound();
 
     void OnSrsSinr(uint16_t cellId, uint16_t rnti, double sinrLinear, uint8_t ccId);
     void OnUlTb(uint16_t rnti, double sinrDb, bool ok);
@@ -186,10 +180,8 @@ class LteRadio : public CosimRadio
     std::map<uint16_t, UlStats> m_ulStats;
     std::map<uint16_t, std::pair<uint64_t, uint32_t>> m_ulRbs; ///< rnti -> RBs granted, grants
     std::map<uint16_t, std::pair<double, uint32_t>> m_ulPowerW; ///< rnti -> sum of tx powers, grants
-    EdgeServer m_edge;
-    std::vector<EventId> m_roundEvents;
-    EventId m_deadline;
-    uint32_t m_pending{0};
+    std::vector<Device> m_devices;
+    RoundProtocol m_protocol;
 };
 
 void
@@ -416,9 +408,9 @@ LteRadio::Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std
         {
             t->received += p->GetSize();
         }
-        if (t->received >= t->total && !t->Done())
+        if (t->received >= t->total && !t->arrived)
         {
-            t->endS = Simulator::Now().GetSeconds();
+            t->arrived = true;
             done();
         }
     };
@@ -433,7 +425,6 @@ LteRadio::Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std
 void
 LteRadio::Connect(std::shared_ptr<Transfer> t, Ptr<Node> node, Ipv4Address to, uint16_t port)
 {
-    t->startS = Simulator::Now().GetSeconds();
     t->tx = Socket::CreateSocket(node, TcpSocketFactory::GetTypeId());
     t->tx->Bind();
     t->tx->SetConnectCallback(Callback<void, Ptr<Socket>>([t](Ptr<Socket>) { Pump(t); }),
@@ -480,7 +471,7 @@ LteRadio::Close(Transfer& t)
         t.tx->SetConnectCallback(MakeNullCallback<void, Ptr<Socket>>(),
                                  MakeNullCallback<void, Ptr<Socket>>());
         t.tx->SetSendCallback(MakeNullCallback<void, Ptr<Socket>, uint32_t>());
-        if (!t.Done())
+        if (!t.arrived)
         {
             TcpAbort::Abort(t.tx);
         }
@@ -489,19 +480,21 @@ LteRadio::Close(Transfer& t)
 }
 
 void
-LteRadio::DeviceDone()
+LteRadio::Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered)
 {
-    if (--m_pending == 0)
+    auto t = std::make_shared<Transfer>();
+    t->total = bytes;
+    (dir == Direction::UPLINK ? m_devices[k].up : m_devices[k].down) = t;
+    if (bytes == 0)
     {
-        EndRound();
+        t->arrived = true;
+        delivered();
+        return;
     }
-}
-
-void
-LteRadio::EndRound()
-{
-    m_deadline.Cancel();
-    Simulator::Stop();
+    const bool up = dir == Direction::UPLINK;
+    uint16_t port = NextPort();
+    Listen(t, up ? m_server : m_ues.Get(k), port, std::move(delivered));
+    Connect(t, up ? m_ues.Get(k) : m_server, up ? m_serverAddress : m_ueAddresses[k], port);
 }
 
 void
@@ -511,91 +504,28 @@ LteRadio::Execute(const PlanHeader& plan,
                   OutcomeRecord* outcomes)
 {
     const uint32_t k = m_ues.GetN();
-    const double startS = Simulator::Now().GetSeconds();
+    const Time start = Simulator::Now();
+    const double startS = start.GetSeconds();
+    std::vector<const PlanRecord*> byId = RecordsById(plan, records, k);
     std::vector<uint16_t> rntis = Rntis();
     std::vector<std::pair<uint16_t, double>> shares;
     for (uint32_t i = 0; i < k; ++i)
     {
-        shares.emplace_back(rntis[i], records[i].scheduled ? records[i].bandwidth_share : 0.0);
+        bool scheduled = byId[i] && byId[i]->scheduled;
+        shares.emplace_back(rntis[i], scheduled ? byId[i]->bandwidth_share : 0.0);
     }
     m_scheduler->SetUplinkShares(shares);
-    m_edge.Reset(plan.server_count);
     m_ulStats.clear();
     m_ulRbs.clear();
     m_ulPowerW.clear();
-    m_pending = 0;
+    m_devices.assign(k, Device{});
 
-    std::vector<Device> devices(k);
-    for (uint32_t i = 0; i < k; ++i)
+    if (m_protocol.Start(plan, byId, *this, [] { Simulator::Stop(); }) > 0)
     {
-        if (!records[i].scheduled)
-        {
-            continue;
-        }
-        ++m_pending;
-        Device& d = devices[i];
-        d.up = std::make_shared<Transfer>();
-        d.down = std::make_shared<Transfer>();
-        d.up->total = records[i].uplink_bytes;
-        d.down->total = records[i].downlink_bytes;
-        d.serverWaitS = std::make_shared<double>(NaN);
-        uint16_t upPort = NextPort();
-        uint16_t downPort = NextPort();
-        Ptr<Node> ue = m_ues.Get(i);
-        Ipv4Address ueAddr = m_ueAddresses[i];
-        auto down = d.down;
-        auto finishDown = [this, down]() {
-            if (!down->Done())
-            {
-                down->endS = Simulator::Now().GetSeconds();
-            }
-            DeviceDone();
-        };
-        auto startDown = [this, down, ue, ueAddr, downPort, finishDown]() {
-            if (down->total == 0)
-            {
-                down->startS = Simulator::Now().GetSeconds();
-                finishDown();
-                return;
-            }
-            Connect(down, m_server, ueAddr, downPort);
-        };
-        Time work = Seconds(records[i].server_time_s);
-        auto waited = d.serverWaitS;
-        auto upDone = [this, work, waited, startDown]() {
-            m_edge.Submit(work, [waited, startDown](Time wait) {
-                *waited = wait.GetSeconds();
-                startDown();
-            });
-        };
-        Listen(d.up, m_server, upPort, upDone);
-        Listen(d.down, ue, downPort, finishDown);
-        auto up = d.up;
-        auto startUp = [this, up, ue, upPort, upDone]() {
-            if (up->total == 0)
-            {
-                up->startS = up->endS = Simulator::Now().GetSeconds();
-                upDone();
-                return;
-            }
-            Connect(up, ue, m_serverAddress, upPort);
-        };
-        m_roundEvents.push_back(Simulator::Schedule(Seconds(records[i].compute_time_s), startUp));
-    }
-
-    if (m_pending > 0)
-    {
-        m_deadline = Simulator::Schedule(Seconds(plan.deadline_s), &LteRadio::EndRound, this);
         Simulator::Run();
     }
+    m_protocol.Stop();
     const double endS = Simulator::Now().GetSeconds();
-    for (EventId& e : m_roundEvents)
-    {
-        e.Cancel();
-    }
-    m_roundEvents.clear();
-    m_deadline.Cancel();
-    m_edge.Reset(plan.server_count); // requests still queued or running were cut by the deadline
 
     outcome.round_index = plan.round_index;
     outcome.num_devices = k;
@@ -608,19 +538,26 @@ LteRadio::Execute(const PlanHeader& plan,
         o = OutcomeRecord{};
         o.device_id = i;
         o.uplink_delay_s = o.downlink_delay_s = o.completion_time_s = NaN;
-        if (!records[i].scheduled)
+        if (!byId[i] || !byId[i]->scheduled)
         {
             continue;
         }
-        const Device& d = devices[i];
+        const DeviceTiming& timing = m_protocol.Timing(i);
         const UlStats& s = m_ulStats[rntis[i]];
         o.scheduled = 1;
-        o.uplink_delivered_bytes = std::min(d.up->received, d.up->total);
-        o.downlink_delivered_bytes = std::min(d.down->received, d.down->total);
-        o.uplink_delay_s = d.up->endS - d.up->startS; // NaN while unfinished
-        o.downlink_delay_s = d.down->endS - d.down->startS;
-        o.completion_time_s = d.down->endS - startS;
-        o.deadline_met = d.up->Done() && d.down->Done() ? 1 : 0;
+        for (const auto& [t, delivered] : {std::pair{m_devices[i].up, &o.uplink_delivered_bytes},
+                                           std::pair{m_devices[i].down, &o.downlink_delivered_bytes}})
+        {
+            if (t)
+            {
+                *delivered = std::min(t->received, t->total);
+                Close(*t);
+            }
+        }
+        o.uplink_delay_s = SpanS(timing.uplinkStart, timing.uplinkEnd); // NaN while unfinished
+        o.downlink_delay_s = SpanS(timing.downlinkStart, timing.downlinkEnd);
+        o.completion_time_s = SpanS(start, timing.downlinkEnd);
+        o.deadline_met = timing.Done() ? 1 : 0;
         o.airtime_s = s.tbs * TTI_S; // one uplink TB per TTI
         // at the power of its grants: --ueTxPower unless power control lowers it
         const auto& [powerSum, powered] = m_ulPowerW[rntis[i]];
@@ -629,12 +566,11 @@ LteRadio::Execute(const PlanHeader& plan,
         o.packets_lost = s.lost;
         o.retransmissions = s.lost; // every lost TB is sent again, by HARQ or (when it gives up) RLC AM
         o.mean_sinr_db = s.tbs ? s.sinrDbSum / s.tbs : NaN;
-        o.server_wait_s = *d.serverWaitS;
+        o.server_wait_s = timing.serverWait ? timing.serverWait->GetSeconds() : NaN;
         const auto& [rbs, grants] = m_ulRbs[rntis[i]];
         o.granted_share = grants ? double(rbs) / grants / m_numRb : 0.0;
-        Close(*d.up);
-        Close(*d.down);
     }
+    m_devices.clear();
 }
 
 } // namespace
