@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cosim import bridge
 from cosim.config import ExperimentConfig, load_config, preset_names
@@ -16,6 +16,7 @@ from cosim.messages import RoundPlan
 from cosim.scenario import ConfigError, ScenarioConfig
 from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
 from cosim.sumo import sumo_app
+from cosim.terminal import console, fail
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,12 +32,6 @@ sweep_app = typer.Typer(help="Grids of runs (policies × seeds × any key), on a
                         no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(sumo_app, name="sumo")
-console = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
 
 
 @shm_app.command("list")
@@ -83,7 +78,7 @@ def simulate(
         cfg = ScenarioConfig(devices=devices, radio=radio, mobility=mobility,
                              trace_file=trace_file, rng_run=rng_run)
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     payload = int(payload_mb * 1e6)
     table = Table("round", "sim_time_s", "mean_snr_db", "delivered", "max_delay_s",
                   "energy_j", title=f"{radio}, {devices} devices, {payload_mb:g} MB each way")
@@ -100,7 +95,7 @@ def simulate(
                               f"{np.nanmax(rec['completion_time_s']):.2f}" if out.delivered.any() else "-",
                               f"{rec['tx_energy_j'].sum():.3f}")
     except (ScenarioNotBuilt, SimulationError) as e:
-        _fail(str(e))
+        fail(str(e))
     except KeyboardInterrupt:
         console.print("interrupted; the simulator was stopped and its segment removed")
         raise typer.Exit(130) from None
@@ -149,7 +144,7 @@ def run(
 ) -> None:
     if resume is not None:
         if config is not None or overrides:
-            _fail("--resume continues RUN_DIR with its own config.yaml: give no CONFIG or overrides")
+            fail("--resume continues RUN_DIR with its own config.yaml: give no CONFIG or overrides")
         command = ["cosim", "run", "--resume", str(resume)]
         with sigterm_as_interrupt():
             folder = _run_with_progress(None, command, resume)
@@ -157,7 +152,7 @@ def run(
         try:
             cfg = load_config(config or "default", overrides or [])
         except ConfigError as e:
-            _fail(str(e))
+            fail(str(e))
         command = ["cosim", "run", config or "default", *(overrides or [])]
         with sigterm_as_interrupt():  # also while the model loads, before ns-3 runs
             folder = _run_with_progress(cfg, command)
@@ -177,7 +172,7 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
         try:
             cfg = resumable(resume)[0]
         except (ResumeError, ConfigError) as e:
-            _fail(str(e))
+            fail(str(e))
 
     columns = (TextColumn("round"), MofNCompleteColumn(), BarColumn(),
                TextColumn("acc {task.fields[acc]}  scheduled {task.fields[sched]}  "
@@ -211,7 +206,7 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
             return run_experiment(cfg, on_start, on_round, command=command)
         except (ConfigError, ScenarioNotBuilt, SimulationError, FileNotFoundError, ValueError,
                 RuntimeError, ImportError) as e:
-            _fail(f"{e}" + (f"\nfinished rounds are kept in {folder.path}; continue with `cosim run "
+            fail(f"{e}" + (f"\nfinished rounds are kept in {folder.path}; continue with `cosim run "
                             f"--resume {folder.path}`" if folder and folder.rounds else ""))
         except KeyboardInterrupt:
             progress.stop()
@@ -258,7 +253,7 @@ def doctor(
     colours = {"ok": "green", "warn": "yellow", "fail": "bold red"}
     table = Table("check", "status", "detail", "fix", title="cosim doctor")
     for c in checks:
-        table.add_row(c.name, f"[{colours[c.status]}]{c.status}[/]", c.detail, c.fix)
+        table.add_row(c.name, Text(c.status, style=colours[c.status]), c.detail, c.fix)
     console.print(table)
     raise typer.Exit(exit_code(checks))
 
@@ -281,7 +276,7 @@ def report(
         keys = tuple(k.strip() for k in by.split(",") if k.strip())
         table, csv_path, png_path = write_report(runs, out, keys)
     except NotARunFolder as e:
-        _fail(str(e))
+        fail(str(e))
     console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))
     console.print(f"table:  {csv_path}\nfigure: {png_path}", highlight=False)
 
@@ -321,7 +316,7 @@ def sweep_run(
     try:
         sweep = sweeps.load_sweep(file, overrides or [])
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     todo = sweeps.prepare(sweep)
     points = sweep.points()
     console.print(f"sweep folder: {sweep.folder}\n{len(points)} runs: {len(points) - len(todo)} completed, "
@@ -365,7 +360,7 @@ def sweep_collect(folder: Annotated[Path, typer.Argument(help="the sweep's folde
     from cosim import sweep as sweeps
 
     if not (folder / sweeps.SWEEP_FILE).is_file():
-        _fail(f"{folder} is not a sweep folder (no {sweeps.SWEEP_FILE}); `cosim sweep run FILE` makes one")
+        fail(f"{folder} is not a sweep folder (no {sweeps.SWEEP_FILE}); `cosim sweep run FILE` makes one")
     _sweep_table(sweeps.collect(folder), folder)
 
 

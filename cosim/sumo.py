@@ -46,6 +46,8 @@ from typing import Annotated
 
 import typer
 
+from cosim.terminal import fail
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SUMO_DIR = REPO_ROOT / "ns3_scenarios" / "sumo"
 DEFAULT_NET = SUMO_DIR / "grid.net.xml"
@@ -490,13 +492,6 @@ sumo_app = typer.Typer(
     no_args_is_help=True)
 
 
-def _fail(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 TRACE_HELP = """Drive DEVICES cars through a road network with SUMO and write their
 motion as an ns-2 mobility trace for the ns-3 scenario (--mobility=ns2).
 
@@ -544,13 +539,13 @@ def trace_cmd(
     fcd: Annotated[Path | None, typer.Option(help="also keep SUMO's FCD output here")] = None,
 ) -> None:
     if (bs_x is None) != (bs_y is None):
-        _fail("give both --bs-x and --bs-y, or neither")
+        fail("give both --bs-x and --bs-y, or neither")
     try:
         result = generate_trace(out, devices, duration_s, seed, net=net, step_s=step_s,
                                 warmup_s=warmup_s, background=background, ue_height_m=ue_height_m,
                                 bs_xy=None if bs_x is None else (bs_x, bs_y), fcd_out=fcd)
     except SumoError as e:
-        _fail(str(e))
+        fail(str(e))
     t = result.trace
     print(f"wrote {result.path}: {devices} devices over {_fmt(t.duration_s, 3)} s on {result.net.name} "
           f"(seed {seed}) in {result.elapsed_s:.1f} s")
@@ -582,7 +577,7 @@ def convert_cmd(
         trace = fcd_to_ns2(fcd, devices, start_s=start_s, end_s=end_s, origin_xy=(bs_x, bs_y),
                            z_m=ue_height_m, header=[f"converted from {fcd.name} by cosim sumo convert"])
     except SumoError as e:
-        _fail(str(e))
+        fail(str(e))
     trace.write(out)
     print(f"wrote {out} and {activity_path(out)}: vehicles {', '.join(trace.vehicles)} as nodes "
           f"0..{devices - 1}, {_fmt(trace.duration_s, 3)} s")

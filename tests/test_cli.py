@@ -32,3 +32,16 @@ def test_invalid_setting_is_one_clear_error():
     assert result.exit_code == 2
     assert "scenario.radio='wimax' is invalid" in result.output
     assert "Traceback" not in result.output
+
+
+def test_user_text_in_an_error_prints_verbatim(tmp_path):
+    """rich would turn `:x:` into an emoji and swallow `[bold]...[/]` as markup."""
+    folder = tmp_path / "root:x:0:[bold]dir"
+    folder.mkdir()
+    config = folder / "my:x:[red]conf.yaml"
+    config.write_text("rounds: 2\nseed: [oops\n")
+    result = runner.invoke(app, ["run", str(config)])
+    assert result.exit_code == 2
+    assert f"error: {config}: not valid YAML" in result.output
+    missing = runner.invoke(app, ["sumo", "trace", "--net", str(folder / "no[such]:x:.net.xml")])
+    assert missing.exit_code == 2 and f"network {folder}/no[such]:x:.net.xml does" in missing.output
