@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from bench.machine import machine
 from cosim import layout
 from cosim.messages import RoundPlan, read_report
 from cosim.scenario import ScenarioConfig
@@ -30,6 +30,7 @@ from cosim.simulation import Ns3Simulation, scenario_binary
 ZMQ_PEER = """
 import sys, zmq
 import numpy as np
+from bench.machine import machine
 from cosim import layout
 k = int(sys.argv[2])
 header = np.zeros(1, layout.REPORT_HEADER.dtype); header["num_devices"] = k
@@ -191,18 +192,6 @@ def bench_fading(radios: list[str], ks: list[int], payload: int, rounds: int, re
             cells = [f"{np.median(v):.4f} [{min(v):.4f}-{max(v):.4f}]" for v in runs.values()]
             print(f"{radio:<12}{k:>4}{cells[0]:>24}{cells[1]:>24}"
                   f"{f'{np.median(ratio):.2f} [{ratio.min():.2f}-{ratio.max():.2f}]':>22}")
-
-
-def machine() -> str:
-    """The processor and core count, for the header of every benchmark's output."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next((line.split(":", 1)[1].strip() for line in info
-                          if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.machine import machine
 from learning.config import DataSettings, ModelSettings, TrainerConfig
 from learning.data import encode, load_bbc
 from learning.encoder import load_encoder
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=30, help="rounds of the quality comparison")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    print(f"# learning benchmarks on {os.cpu_count()} cores, torch {torch.__version__}")
+    print(f"# learning benchmarks on {machine()}, torch {torch.__version__}")
     bench_step_time(a.batch, a.seq_len, a.repeats)
     bench_server_memory(a.memory_devices)
     if a.quality:

@@ -12,11 +12,11 @@ before any timing.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 
 import numpy as np
 
+from bench.machine import machine
 from optimizer import ExactSolver, Plan, RoundProblem, load_kernels, solve_lagrangian
 from optimizer.backends import SolverRefused
 from optimizer.synthetic import random_inputs
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=20, help="random rounds per K")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    print(f"# optimizer per-round solve time on {os.cpu_count()} cores (1 solver thread), "
+    print(f"# optimizer per-round solve time on {machine()} (1 solver thread), "
           f"mean over {a.rounds} rounds; gap = (Lagrangian − exact) / exact; ratio = median exact "
           f"(Gurobi, else HiGHS) / median Lagrangian time")
     print(f"{'K':>6}{'gurobi_ms':>12}{'highs_ms':>11}{'lagr_ms':>10}{'gap_mean':>11}{'gap_max':>10}"

@@ -13,6 +13,7 @@ import tempfile
 
 import pandas as pd
 
+from bench.machine import machine
 from cosim.config import load_config
 from cosim.runloop import run_experiment
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     serial = mean[["ns3_wall_s", "train_wall_s"]].sum()
     other = mean["wall_s"] - (mean[PHASES].sum() - mean[["ns3_wall_s", "train_wall_s"]].min())
     print(f"# one round of `{a.config}` ({cfg.scenario.devices} devices, {cfg.scenario.radio}), "
-          f"mean of rounds 1..{len(rounds) - 1}")
+          f"mean of rounds 1..{len(rounds) - 1}, on {machine()}")
     print(f"{'phase':<28}{'wall_s':>10}{'share':>9}")
     for phase in PHASES:
         print(f"{phase.removesuffix('_wall_s'):<28}{mean[phase]:>10.3f}{mean[phase] / mean['wall_s']:>9.1%}")

@@ -9,13 +9,13 @@ workers). Prints wall time, runs per hour and the ratio 2 workers / 1 worker.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+from bench.machine import machine
 from cosim.sweep import load_sweep, prepare, run_local, run_state
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="rounds per run")
     ap.add_argument("--config", default="smoke", help="preset or YAML every run starts from")
     a = ap.parse_args(argv)
-    print(f"# sweep throughput on {os.cpu_count()} cores: {a.runs} `{a.config}` runs of {a.rounds} rounds")
+    print(f"# sweep throughput on {machine()}: {a.runs} `{a.config}` runs of {a.rounds} rounds")
     print(f"{'workers':>8}{'threads/run':>13}{'wall_s':>9}{'runs/hour':>11}")
     per_hour = {}
     with tempfile.TemporaryDirectory(prefix="cosim-sweep-bench-") as tmp:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import machine
 from cosim import layout
 from cosim.messages import RoundPlan, read_report
 from cosim.scenario import ScenarioConfig
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario_binary()  # a missing build fails here, before anything starts
     import zmq
 
-    print(f"# ZMQ transport benchmark on {os.cpu_count()} cores, pyzmq {zmq.__version__}, "
+    print(f"# ZMQ transport benchmark on {machine()}, pyzmq {zmq.__version__}, "
           f"libzmq {zmq.zmq_version()}")
     bench_echo(a.k, a.exchanges)
     bench_round(a.round_k, a.rounds, a.payload)
