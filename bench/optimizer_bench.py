@@ -3,10 +3,10 @@ licence allows) and HiGHS, and the Lagrangian solver with its gap to the exact o
 
     .venv/bin/python -m bench.optimizer_bench [--ks 10,50,100] [--rounds 20]
 
-Each K gets `rounds` random rounds (DESIGN.md ranges, random queues and weights). The solvers take
-turns round by round, so a slow spell of the machine hits all of them alike, and each solves a
-fresh problem object so none reuses another's cached splits. The compiled kernels are loaded
-before any timing.
+Each K gets `rounds` random rounds (around docs/design.md's defaults, random queues and
+weights). The solvers take turns round by round, so a slow spell of the machine hits all of them
+alike, and each solves a fresh problem object so none reuses another's cached splits. The compiled
+kernels are loaded before any timing.
 """
 
 from __future__ import annotations

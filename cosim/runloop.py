@@ -1,4 +1,4 @@
-"""The experiment's round loop (DESIGN.md "One round t"), joining ns-3, the scheduler and the learner.
+"""The experiment's round loop (docs/design.md, "One round"), joining ns-3, the scheduler and the learner.
 
 Each round: channel report → plan → ns-3 transfers overlapped with local training → outcome →
 aggregate what arrived by the deadline → queues from the realised energy → one row per round and

@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """Every knob of ``cosim-scenario``; field names carry units, defaults follow DESIGN.md."""
+    """Every knob of ``cosim-scenario``; field names carry units, defaults follow docs/design.md."""
 
     devices: int = 10
     radio: str = "ideal-fdma"

@@ -29,7 +29,7 @@ class RayleighChannel:
 
 def random_inputs(rng: np.random.Generator, k: int, deadline_s: float = 10.0,
                   mean_snr_db: tuple[float, float] = (0.0, 30.0)) -> RoundInputs:
-    """A random round in the DESIGN.md ranges: 20 MHz, 200 mW, MB-scale payloads, 10 s deadline.
+    """A random round around docs/design.md's defaults: 20 MHz, 200 mW, MB-scale payloads, 10 s deadline.
 
     The deadline is tuned so that roughly half the devices fit at equal shares for K around 10.
     """
