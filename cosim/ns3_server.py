@@ -11,8 +11,10 @@ is busy. A session ends when its client shuts it down, when ns-3 fails (the clie
 status and the tail of the ns-3 log), or when the client sends nothing (not even its keep-alive)
 for ``--idle-timeout`` seconds: then ns-3 is stopped, its segment removed, and the server waits for
 the next client. Ctrl-C or SIGTERM stops ns-3, removes the segment and exits. Log lines go to
-stderr. There is no authentication: keep the default loopback address and reach it through an SSH
-tunnel (``ssh -N -L 5555:127.0.0.1:5555 ns3-host``), or restrict a network address by firewall.
+stderr. A client may name input files (ns-2 traces) only in ``--data-dir``, and the server writes
+no files for it. There is no authentication: keep the default loopback address and reach it
+through an SSH tunnel (``ssh -N -L 5555:127.0.0.1:5555 ns3-host``), or restrict a network address
+by firewall.
 """
 
 from __future__ import annotations
@@ -101,8 +103,12 @@ class RelaySimulation(Ns3Simulation):
         return self._proc.returncode if self._proc else None
 
 
-def scenario_from_dict(data) -> ScenarioConfig:
-    """The client's scenario (``ScenarioConfig.to_dict()`` as JSON), validated like a local one."""
+def scenario_from_dict(data, data_dir: Path | None = None) -> ScenarioConfig:
+    """The client's scenario (``ScenarioConfig.to_dict()`` as JSON), validated like a local one.
+
+    The files it names are read here, on the ns-3 host, so they must lie in the server's data
+    directory (relative paths are relative to it); without one, none is accepted. The server
+    writes no file for a client (FlowMonitor XML needs ns-3 on the client's host)."""
     if not isinstance(data, dict):
         raise ConfigError("the START message carries no scenario object")
     names = {f.name for f in fields(ScenarioConfig)}
@@ -114,15 +120,32 @@ def scenario_from_dict(data) -> ScenarioConfig:
         raise ConfigError("scenario.ns3_attributes cannot be sent to an ns-3 server; run ns-3 locally "
                           "(transport=shm) to set ns-3 attributes")
     kw["ns3_attributes"] = ()
-    for key in ("trace_file", "activity_file", "flow_monitor_xml"):  # paths on this (the ns-3) host
+    if kw.get("flow_monitor_xml") is not None:
+        raise ConfigError("scenario.flow_monitor_xml cannot be sent to an ns-3 server: it writes no files "
+                          "for its clients; run ns-3 locally (transport=shm) for FlowMonitor")
+    for key in ("trace_file", "activity_file"):
         if kw.get(key) is not None:
-            kw[key] = Path(kw[key])
+            kw[key] = confined(key, kw[key], data_dir)
     try:
         return ScenarioConfig(**kw)
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"invalid scenario: {e}") from None
+
+
+def confined(key: str, name, data_dir: Path | None) -> Path:
+    """The file a client names, resolved inside `data_dir` (links followed), or a ConfigError."""
+    if data_dir is None:
+        raise ConfigError(f"scenario.{key}: this ns-3 server reads no files named by clients; its user "
+                          "can start it with --data-dir DIR, and clients then name files relative to DIR")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"scenario.{key} must be a file name relative to the server's data directory")
+    root = data_dir.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise ConfigError(f"scenario.{key}={name!r} is outside the server's data directory")
+    return path
 
 
 def _positive(request: dict, key: str, default: float) -> float:
@@ -175,13 +198,15 @@ class Ns3Server:
     """The relay: one ROUTER socket, at most one session (client + its ns-3) at a time."""
 
     def __init__(self, bind: str = DEFAULT_ADDRESS, idle_timeout_s: float = 60.0, *,
-                 binary: Path | str | None = None, log_dir: Path | str | None = None):
+                 binary: Path | str | None = None, log_dir: Path | str | None = None,
+                 data_dir: Path | str | None = None):
         if not idle_timeout_s > 0:
             raise ValueError("idle_timeout_s must be > 0")
         self.bind_address = bind
         self.idle_timeout_s = idle_timeout_s
         self.binary = binary
         self.log_dir = Path(log_dir) if log_dir else None
+        self.data_dir = Path(data_dir) if data_dir else None  # the only files clients may name
         self.endpoint: str | None = None
         self.sessions_done = 0
         self._session: Session | None = None
@@ -326,7 +351,7 @@ class Ns3Server:
                 raise ConfigError(f"the START message is not JSON: {e}") from None
             if not isinstance(request, dict):
                 raise ConfigError("the START message must be a JSON object")
-            scenario = scenario_from_dict(request.get("scenario"))
+            scenario = scenario_from_dict(request.get("scenario"), self.data_dir)
             timeout_s = _positive(request, "timeout_s", 900.0)
             startup_s = _positive(request, "startup_timeout_s", 120.0)
         except (ConfigError, ValueError) as e:
@@ -431,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-dir", type=Path, default=None,
                     help="keep every session's ns-3 log here (default: a temporary file, removed when "
                          "ns-3 exits cleanly)")
+    ap.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                    help="the directory whose files (ns-2 traces, SUMO activity files) clients may name, "
+                         "relative to it; without it a client can name none")
     ap.add_argument("--once", action="store_true", help="exit after the first session ends")
     ap.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     a = ap.parse_args(argv)
@@ -441,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     port = a.bind.rsplit(":", 1)[-1] if a.bind.startswith("tcp://") else "*"
     if port != "*" and not (port.isdigit() and 0 <= int(port) <= 65535):
         ap.error(f"--bind {a.bind}: the port must be a number from 0 to 65535 or *, as in {DEFAULT_ADDRESS}")
-    server = Ns3Server(a.bind, a.idle_timeout, binary=a.binary, log_dir=a.log_dir)
+    if a.data_dir is not None and not a.data_dir.is_dir():
+        ap.error(f"--data-dir {a.data_dir}: not a directory")
+    server = Ns3Server(a.bind, a.idle_timeout, binary=a.binary, log_dir=a.log_dir, data_dir=a.data_dir)
     try:
         server.bind()
     except zmq.ZMQError as e:

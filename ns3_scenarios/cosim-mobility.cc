@@ -150,7 +150,7 @@ ReadNs2Trace(const std::string& path, uint32_t numNodes)
         {
             throw std::runtime_error(
                 where + "not an ns-2 mobility command (expected `$node_(i) set X_ x` or "
-                        "`$ns_ at t \"$node_(i) setdest x y speed\"`): " + body);
+                        "`$ns_ at t \"$node_(i) setdest x y speed\"`)");
         }
         if (node >= numNodes)
         {
@@ -240,7 +240,7 @@ ReadActivity(const std::string& path, uint32_t numNodes, Presence& presence)
         if (!std::regex_match(body, m, event))
         {
             throw std::runtime_error(where + "not an activity event (expected `$ns_ at t \"$g(i) "
-                                             "start\"` or `stop`, numeric ids): " + body);
+                                             "start\"` or `stop`, numeric ids)");
         }
         double t = ParseNumber(m[1], where, "time");
         uint32_t node = std::stoul(m[2]);

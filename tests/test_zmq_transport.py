@@ -17,7 +17,7 @@ import zmq
 
 from cosim import bridge, layout
 from cosim.messages import RoundPlan
-from cosim.scenario import ScenarioConfig
+from cosim.scenario import ConfigError, ScenarioConfig
 from cosim.simulation import Ns3Simulation, SimulationError
 from cosim.transport_zmq import (
     ServerUnreachable,
@@ -27,7 +27,7 @@ from cosim.transport_zmq import (
     pack_header,
     unpack_header,
 )
-from tests.conftest import default_sigint
+from tests.conftest import default_sigint, write_trace
 from tests.test_ns3_faults import pid_gone
 
 pytestmark = [pytest.mark.ns3, pytest.mark.timeout(60)]
@@ -44,13 +44,14 @@ def free_port() -> int:
 class Server:
     """A `python -m cosim.ns3_server` process on a free loopback port, logging to a file."""
 
-    def __init__(self, log_path: Path, idle_timeout_s: float = IDLE_S):
+    def __init__(self, log_path: Path, idle_timeout_s: float = IDLE_S, data_dir: Path | None = None):
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.log_path = log_path
+        options = ["--data-dir", str(data_dir)] if data_dir else []
         with open(log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cosim.ns3_server", "--bind", self.address,
-                 "--idle-timeout", str(idle_timeout_s)],
+                 "--idle-timeout", str(idle_timeout_s), *options],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT,
                 preexec_fn=default_sigint)
         assert self.wait_log("listening on", 30), self.log()
@@ -215,7 +216,7 @@ def test_second_client_is_told_the_server_is_busy(server):
 def test_killed_client_frees_ns3_and_segment_then_serves_the_next(server):
     script = textwrap.dedent("""
         import sys, time
-        from cosim.scenario import ScenarioConfig
+        from cosim.scenario import ConfigError, ScenarioConfig
         from cosim.transport_zmq import ZmqSimulation
         sim = ZmqSimulation(ScenarioConfig(devices=2), address=sys.argv[1])
         sim.start()
@@ -339,3 +340,37 @@ def test_a_run_over_zmq_records_what_a_run_over_shared_memory_records(server, tm
     assert_same_rounds(runs[1].path, runs[0].path)
     simulator = runs[1].manifest["simulator"]
     assert simulator["transport"] == "zmq" and simulator["ns3_pid"] > 0
+
+
+def test_a_client_names_only_files_in_the_servers_data_directory(ns3_binary, tmp_path, monkeypatch):
+    """Relative names are read from --data-dir; a path outside it, or any file at all for a server
+    without one, or an output file, is refused; a malformed trace's error names the line, never its
+    text (it could be any file's)."""
+    data, outside = tmp_path / "data", tmp_path / "private"
+    data.mkdir()
+    outside.mkdir()
+    write_trace(data / "cars.ns2", {0: (100.0, 0.0)})
+    (data / "bad.ns2").write_text("$node_(0) set X_ 1\nroot:x:0:0:root:/root:/bin/bash\n")
+    secret = write_trace(outside / "secret.ns2", {0: (5.0, 0.0)})
+    monkeypatch.chdir(data)  # the client checks relative names in its own working directory
+    confined = Server(tmp_path / "confined.log", data_dir=data)
+    open_server = Server(tmp_path / "open.log")
+    try:
+        def start(server, **kw):
+            cfg = ScenarioConfig(devices=1, mobility="ns2", **kw)
+            with ZmqSimulation(cfg, address=server.address, timeout_s=60) as sim:
+                return sim.channel_report().records["x_m"][0]
+
+        assert start(confined, trace_file=Path("cars.ns2")) == pytest.approx(100.0)
+        with pytest.raises(ConfigError, match="outside the server's data directory"):
+            start(confined, trace_file=secret)
+        with pytest.raises(ConfigError, match="reads no files named by clients.*--data-dir"):
+            start(open_server, trace_file=Path("cars.ns2"))
+        with pytest.raises(ConfigError, match="flow_monitor_xml cannot be sent"):
+            start(confined, trace_file=Path("cars.ns2"), flow_monitor_xml=tmp_path / "flow.xml")
+        with pytest.raises(SimulationError, match=r"bad\.ns2:2: not an ns-2 mobility command") as err:
+            start(confined, trace_file=Path("bad.ns2"))
+        assert "root:" not in str(err.value)
+    finally:
+        confined.stop()
+        open_server.stop()
