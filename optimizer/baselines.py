@@ -25,6 +25,8 @@ class Baseline:
     """Common frame: choose devices, then shares; subclasses implement `choose`."""
 
     name = "baseline"
+    #: why `choose` may return nobody although a device can meet the deadline
+    empty_reason = "the policy chose no device"
 
     def __init__(self, shares: str = "equal", rate: str = "paper",
                  phi: Phi = partial_participation_phi) -> None:
@@ -51,7 +53,8 @@ class Baseline:
         if idx.size:
             idx, b = self.split(problem, idx)
         if idx.size == 0:
-            return empty_plan(problem, "no device can meet the deadline", solver=self.name, license="n/a",
+            reason = self.empty_reason if problem.feasible.size else "no device can meet the deadline"
+            return empty_plan(problem, reason, solver=self.name, license="n/a",
                               solve_time_s=time.perf_counter() - start)
         return make_plan(problem, idx, b, solver=self.name, license="n/a",
                          solve_time_s=time.perf_counter() - start, queues=False)
@@ -158,6 +161,7 @@ class EnergyGreedy(Baseline):
     energy (KKT with unit weights)."""
 
     name = "energy-greedy"
+    empty_reason = "every device that can meet the deadline would go over its energy budget"
 
     def __init__(self, rate: str = "paper", phi: Phi = partial_participation_phi) -> None:
         super().__init__("deadline", rate, phi)

@@ -80,6 +80,15 @@ def test_a_fresh_policy_without_the_state_plans_differently(name):
     assert not np.array_equal(remembered.bandwidth_share, forgotten.bandwidth_share)
 
 
+def test_an_empty_plan_says_whether_the_deadline_or_the_budget_left_nobody():
+    inputs = random_inputs(np.random.default_rng(15), 8, deadline_s=10.0)
+    broke = dataclasses.replace(inputs, energy_budget_j=np.full(8, 1e-12))
+    plan = make_policy("energy-greedy").plan(broke)
+    assert plan.n_scheduled == 0 and "over its energy budget" in plan.reason
+    hopeless = dataclasses.replace(inputs, deadline_s=1e-6)
+    assert make_policy("energy-greedy").plan(hopeless).reason == "no device can meet the deadline"
+
+
 @pytest.mark.parametrize("name", ["random-k", "round-robin-k", "best-channel-k"])
 def test_k_baselines_with_deadline_shares_are_on_time(name):
     rng = np.random.default_rng(12)
