@@ -309,7 +309,7 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
     // the inner scheduler still serves random access (Msg3) and RNTIs without a share
     // Decoding results of the TBs whose PUSCH report just came. A granted UE with nothing to send
     // stays silent: the eNB still reports its TB as failed, so only TBs that were heard count.
-    std::map<uint16_t, std::pair<UlDciListElement_s, uint32_t>> retx; // granted again this TTI
+    std::map<uint16_t, Grant> retx; // granted again this TTI
     for (const auto& info : params.m_ulInfoList)
     {
         auto heard = m_heard.find(info.m_rnti);
@@ -318,22 +318,20 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
             continue;
         }
         bool ok = info.m_receptionStatus == UlInfoListElement_s::Ok;
-        m_ulTbTrace(info.m_rnti, heard->second, ok);
+        m_ulTbTrace(info.m_rnti, heard->second.sinrDb, ok);
         // outer-loop link adaptation towards the BLER target: the fading of the next TB is unknown
         double& offset = m_sinrOffsetDb[info.m_rnti];
         offset += ok ? OLLA_STEP_DB * m_blerTarget / (1 - m_blerTarget) : -OLLA_STEP_DB;
         offset = std::clamp(offset, -OLLA_MAX_DB, OLLA_MAX_DB);
-        auto grant = m_heardGrant.find(info.m_rnti);
-        if (!ok && m_harq && grant != m_heardGrant.end() && grant->second.second < MAX_UL_TRANSMISSIONS &&
-            m_blocks.count(info.m_rnti))
+        const Grant& grant = heard->second.grant;
+        if (!ok && m_harq && grant.transmissions < MAX_UL_TRANSMISSIONS && m_blocks.count(info.m_rnti))
         {
-            UlDciListElement_s dci = grant->second.first;
+            UlDciListElement_s dci = grant.dci;
             dci.m_ndi = 0;
-            retx[info.m_rnti] = {dci, grant->second.second + 1};
+            retx[info.m_rnti] = {dci, grant.transmissions + 1};
         }
     }
     m_heard.clear();
-    m_heardGrant.clear();
     m_innerUl = FfMacSchedSapUser::SchedUlConfigIndParameters();
     // the inner scheduler retransmits only its own grants: the blocks' HARQ feedback is not for it
     FfMacSchedSapProvider::SchedUlTriggerReqParameters inner = params;
@@ -351,23 +349,22 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
         }
     }
 
-    std::vector<uint16_t> owners(m_ulBandwidth, 0);
-    auto& grants = m_ulGrants[params.m_sfnSf];
-    grants.clear();
+    TtiGrants& tti = m_ttis[params.m_sfnSf];
+    tti = TtiGrants{std::vector<uint16_t>(m_ulBandwidth, 0), {}};
     for (const auto& [rnti, block] : m_blocks)
     {
         auto [rbStart, rbLen] = block;
         // the UE sends the failed TB again from its HARQ buffer, on the block it was granted:
         // unless a new round gave the device another block (RLC AM then recovers the TB)
-        if (auto again = retx.find(rnti); again != retx.end() && again->second.first.m_rbStart == rbStart &&
-                                          again->second.first.m_rbLen == rbLen)
+        if (auto again = retx.find(rnti); again != retx.end() && again->second.dci.m_rbStart == rbStart &&
+                                          again->second.dci.m_rbLen == rbLen)
         {
-            NS_LOG_INFO("HARQ retransmission " << again->second.second - 1 << " of rnti " << rnti
+            NS_LOG_INFO("HARQ retransmission " << again->second.transmissions - 1 << " of rnti " << rnti
                                                 << " on RBs [" << int(rbStart) << ", "
                                                 << rbStart + rbLen << ")");
-            ret.m_dciList.push_back(again->second.first);
-            grants[rnti] = again->second;
-            std::fill_n(owners.begin() + rbStart, rbLen, rnti);
+            ret.m_dciList.push_back(again->second.dci);
+            tti.grants[rnti] = again->second;
+            std::fill_n(tti.rbOwners.begin() + rbStart, rbLen, rnti);
             continue;
         }
         auto buf = m_ulBuffer.find(rnti);
@@ -406,11 +403,10 @@ CosimShareFfMacScheduler::UlTrigger(const FfMacSchedSapProvider::SchedUlTriggerR
         dci.m_freqHopping = 0;
         dci.m_pdcchPowerOffset = 0;
         ret.m_dciList.push_back(dci);
-        grants[rnti] = {dci, 1};
+        tti.grants[rnti] = {dci, 1};
         buf->second -= std::min<uint32_t>(buf->second, dci.m_tbSize);
-        std::fill_n(owners.begin() + rbStart, rbLen, rnti);
+        std::fill_n(tti.rbOwners.begin() + rbStart, rbLen, rnti);
     }
-    m_rbOwners[params.m_sfnSf] = std::move(owners);
     m_macSchedSapUser->SchedUlConfigInd(ret);
 }
 
@@ -469,36 +465,28 @@ CosimShareFfMacScheduler::UlCqiInfo(const FfMacSchedSapProvider::SchedUlCqiInfoR
     }
     else if (params.m_ulCqi.m_type == UlCqi_s::PUSCH)
     {
-        auto owners = m_rbOwners.find(params.m_sfnSf);
-        if (owners != m_rbOwners.end())
+        auto tti = m_ttis.find(params.m_sfnSf);
+        if (tti != m_ttis.end())
         {
+            const std::vector<uint16_t>& owners = tti->second.rbOwners;
             std::map<uint16_t, std::pair<double, uint32_t>> perUe; // rnti -> (sum linear, RBs)
-            for (std::size_t rb = 0; rb < owners->second.size() && rb < sinr.size(); ++rb)
+            for (std::size_t rb = 0; rb < owners.size() && rb < sinr.size(); ++rb)
             {
                 double sinrDb = LteFfConverter::fpS11dot3toDouble(sinr[rb]);
                 // a granted UE with nothing to send leaves its RBs silent (SINR -inf)
-                if (uint16_t rnti = owners->second[rb]; rnti && sinrDb > MIN_SINR_DB)
+                if (uint16_t rnti = owners[rb]; rnti && sinrDb > MIN_SINR_DB)
                 {
                     perUe[rnti].first += std::pow(10, sinrDb / 10);
                     perUe[rnti].second += 1;
                 }
             }
-            auto grants = m_ulGrants.find(params.m_sfnSf);
             for (const auto& [rnti, acc] : perUe)
             {
                 double sinrDb = 10 * std::log10(acc.first / acc.second);
-                m_heard[rnti] = sinrDb;
+                m_heard[rnti] = {sinrDb, tti->second.grants.at(rnti)}; // every RB owner was granted
                 UpdateSinr(rnti, sinrDb - 10 * std::log10(double(m_ulBandwidth) / acc.second));
-                if (grants != m_ulGrants.end() && grants->second.count(rnti))
-                {
-                    m_heardGrant[rnti] = grants->second.at(rnti);
-                }
             }
-            m_rbOwners.erase(owners);
-            if (grants != m_ulGrants.end())
-            {
-                m_ulGrants.erase(grants);
-            }
+            m_ttis.erase(tti);
         }
     }
     // PUSCH reports would be misread by the inner scheduler, whose grants were replaced

@@ -78,20 +78,37 @@ class CosimShareFfMacScheduler : public FfMacScheduler
     std::map<uint16_t, uint32_t> m_ulBuffer;                  ///< rnti -> reported bytes, minus grants
     std::map<uint16_t, double> m_sinrDb;                      ///< rnti -> averaged full-band SINR
     std::map<uint16_t, double> m_sinrOffsetDb;                ///< rnti -> link adaptation offset
-    std::map<uint16_t, std::vector<uint16_t>> m_rbOwners;     ///< sfnSf -> rnti per RB (0 = none)
     FfMacSchedSapUser::SchedUlConfigIndParameters m_innerUl;  ///< inner grants of this TTI
 
-    std::map<uint16_t, double> m_heard; ///< rnti -> PUSCH SINR (dB) of the last reported TTI
+    /// An uplink grant: its DCI and how often the TB has been sent with it (first time: 1).
+    struct Grant
+    {
+        UlDciListElement_s dci;
+        uint32_t transmissions;
+    };
+
+    /// The grants made for one TTI: the RNTI of each RB (0 = none) and each RNTI's grant.
+    struct TtiGrants
+    {
+        std::vector<uint16_t> rbOwners;
+        std::map<uint16_t, Grant> grants;
+    };
+
+    /// A TB of the TTI whose PUSCH report came last: its SINR (dB, mean over its RBs), its grant.
+    struct Heard
+    {
+        double sinrDb;
+        Grant grant;
+    };
+
+    std::map<uint16_t, TtiGrants> m_ttis; ///< sfnSf -> the grants made for it, until its report
+    std::map<uint16_t, Heard> m_heard;    ///< rnti -> its TB heard in the last reported TTI
 
     /// Every uplink TB a UE sent: RNTI, PUSCH SINR (dB, mean over its RBs), decoded.
     TracedCallback<uint16_t, double, bool> m_ulTbTrace;
 
     bool m_harq{true};
     double m_blerTarget{0.1};
-    /// Uplink grants by the TTI they were made for: sfnSf -> rnti -> (DCI, transmissions so far)
-    std::map<uint16_t, std::map<uint16_t, std::pair<UlDciListElement_s, uint32_t>>> m_ulGrants;
-    /// The grant of the TB whose PUSCH report just came, per RNTI
-    std::map<uint16_t, std::pair<UlDciListElement_s, uint32_t>> m_heardGrant;
 };
 
 } // namespace ns3
