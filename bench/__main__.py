@@ -6,6 +6,9 @@
 3. ns-3 CPU seconds per simulated round vs K, on both radios, fixed payload per device.
 4. What fading with memory costs: ns-3 CPU seconds per simulated second with the Doppler fading
    process against the per-packet draw, K = 10 and 50, both radios, interleaved, 3 repeats.
+5. What the split-learning protocol costs: ns-3 CPU seconds per round with every message of
+   `protocol: per-step` against `lumped`'s one upload and one download (same bytes and
+   computation), K = 10 and 50, both radios, interleaved, 3 repeats.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import time
 
 import numpy as np
 import pandas as pd
+import torch
 
 from bench.machine import machine
 from cosim import layout
 from cosim.messages import RoundPlan, read_report
+from cosim.protocol import StepTimes, lumped_steps, per_step_steps
 from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation, scenario_binary
+from learning.payload import PayloadPredictor, total
 
 ZMQ_PEER = """
 import sys, zmq
@@ -51,7 +57,7 @@ def _percentiles(samples_s: list[float]) -> tuple[float, float]:
 
 def bench_round_trip(k: int, n: int) -> None:
     plan = RoundPlan.equal_shares(0, np.ones(k, bool), 1000, 1000, deadline_s=1.0)
-    plan_bytes = layout.PLAN_HEADER.dtype.itemsize + k * layout.PLAN_RECORD.dtype.itemsize
+    plan_bytes = sum(len(part) for part in plan.wire)
     report_bytes = layout.REPORT_HEADER.dtype.itemsize + k * layout.REPORT_RECORD.dtype.itemsize
 
     shm = []
@@ -77,8 +83,7 @@ def bench_round_trip(k: int, n: int) -> None:
         for i in range(200 + n):
             # the same work as over shared memory: plan bytes out, report parsed back
             t0 = time.perf_counter()
-            header, records = plan.wire
-            sock.send_multipart([header, records])
+            sock.send_multipart(list(plan.wire))
             reply = sock.recv()
             read_report(reply[:split], reply[split:])
             if i >= 200:
@@ -194,6 +199,47 @@ def bench_fading(radios: list[str], ks: list[int], payload: int, rounds: int, re
                   f"{f'{np.median(ratio):.2f} [{ratio.min():.2f}-{ratio.max():.2f}]':>22}")
 
 
+def _protocol_plans(k: int, tau: int) -> dict[str, RoundPlan]:
+    """One round of every device under each protocol: MiniLM-sized messages (hidden 384, 64 tokens,
+    one sample per step, frozen embeddings), the same bytes and computation either way."""
+    predictor = PayloadPredictor(384, torch.float32, 1_925, 150_000, embeddings_trainable=False)
+    messages = predictor.messages(tau, 1, 64)
+    times = StepTimes(0.002, 0.004, 0.004, 0.005, 0.01)
+    per_step = per_step_steps(messages, times)
+    payload = total(messages)
+    lumped = lumped_steps(payload.uplink_bytes, payload.downlink_bytes,
+                          tau * (times.embed_forward_s + times.head_s + times.embed_backward_s),
+                          tau * (times.server_forward_s + times.server_backward_s))
+    go = np.ones(k, bool)
+    return {name: RoundPlan(0, go, np.full(k, 1 / k), [steps] * k, deadline_s=60.0)
+            for name, steps in (("lumped", lumped), ("per-step", per_step))}
+
+
+def bench_protocol(radios: list[str], ks: list[int], rounds: int, repeats: int = 3, tau: int = 2) -> None:
+    print(f"\n## 5. ns-3 CPU seconds per round: split learning message by message (per-step) vs one "
+          f"upload and one download (lumped), tau={tau}, {rounds} rounds, {repeats} interleaved repeats: "
+          "median [min-max]")
+    print(f"{'radio':<12}{'K':>4}{'lumped':>24}{'per-step':>24}{'ratio':>22}")
+    for radio in radios:
+        for k in ks:
+            plans = _protocol_plans(k, tau)
+            runs = {name: [] for name in plans}
+            with Ns3Simulation(ScenarioConfig(devices=k, radio=radio)) as sim:
+                sim.channel_report()
+                for _ in range(repeats):
+                    for name, plan in plans.items():
+                        before = _proc_cpu_s(sim.pid)
+                        for _ in range(rounds):
+                            sim.channel_report()
+                            sim.execute(plan)
+                        runs[name].append((_proc_cpu_s(sim.pid) - before) / rounds)
+            ratio = np.array(runs["per-step"]) / np.array(runs["lumped"])
+            cells = [f"{np.median(v):.3f} [{min(v):.3f}-{max(v):.3f}]" for v in runs.values()]
+            print(f"{radio:<12}{k:>4}{cells[0]:>24}{cells[1]:>24}"
+                  f"{f'{np.median(ratio):.2f} [{ratio.min():.2f}-{ratio.max():.2f}]':>22}")
+    print("(goal: per-step costs at most 1.5 times lumped)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -203,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--radios", default="ideal-fdma,lte", help="radios for ns-3 scaling")
     ap.add_argument("--payload", type=int, default=100_000, help="bytes per device each way")
     ap.add_argument("--scaling-rounds", type=int, default=4, help="rounds measured per K")
-    ap.add_argument("--only", choices=["roundtrip", "idle", "scaling", "fading"], help="run one part")
+    ap.add_argument("--only", choices=["roundtrip", "idle", "scaling", "fading", "protocol"],
+                    help="run one part")
     a = ap.parse_args(argv)
     print(f"# cosim benchmarks on {machine()}")
     if a.only in (None, "roundtrip"):
@@ -215,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                           a.scaling_rounds)
     if a.only in (None, "fading"):
         bench_fading(a.radios.split(","), [10, 50], a.payload, a.scaling_rounds)
+    if a.only in (None, "protocol"):
+        bench_protocol(a.radios.split(","), [10, 50], a.scaling_rounds)
     return 0
 
 

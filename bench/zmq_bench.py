@@ -170,8 +170,8 @@ def bench_round(k: int, rounds: int, payload: int) -> None:
         scheduled = rng.random(k) < 0.7
         scheduled[t % k] = True
         share = np.where(scheduled, rng.uniform(0.2, 1.0, k), 0.0)
-        plans.append(RoundPlan(t, scheduled, share / share.sum(), np.full(k, payload),
-                               np.full(k, payload // 4), np.zeros(k), deadline_s=5.0))
+        plans.append(RoundPlan.lumped(t, scheduled, share / share.sum(), np.full(k, payload),
+                                      np.full(k, payload // 4), np.zeros(k), deadline_s=5.0))
     times: dict[str, list[float]] = {"shared memory": [], "ZMQ relay (TCP+shm)": []}
     data: dict[str, list[bytes]] = {name: [] for name in times}
     with contextlib.ExitStack() as stack:

@@ -64,13 +64,13 @@ def segment_name() -> str:
 class ShmSegment:
     """One run's segment: header, report, plan and outcome regions as numpy views."""
 
-    def __init__(self, max_devices: int, name: str | None = None,
+    def __init__(self, max_devices: int, max_steps: int = 0, name: str | None = None,
                  layout_version: int = layout.LAYOUT_VERSION):
-        if max_devices < 1:
-            raise ValueError("max_devices must be at least 1")
+        if max_devices < 1 or max_steps < 0:
+            raise ValueError("max_devices must be at least 1 and max_steps at least 0")
         self.name = name or segment_name()
         self.path = SHM_DIR / self.name
-        self.layout = layout.SegmentLayout(max_devices)
+        self.layout = layout.SegmentLayout(max_devices, max_steps)
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
             os.ftruncate(fd, self.layout.total_bytes)
@@ -91,6 +91,7 @@ class ShmSegment:
         h["layout_version"] = layout_version
         h["header_bytes"] = layout.SEGMENT_HEADER.dtype.itemsize
         h["max_devices"] = max_devices
+        h["max_steps"] = max_steps
         h["python_pid"] = os.getpid()
         h["status"] = layout.STATUSES["STATUS_OK"]
         sem_fields = layout.SEGMENT_HEADER.dtype.fields

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 
 
 class ResumeError(ValueError):
@@ -29,7 +29,7 @@ class ResumeError(ValueError):
 @dataclass(frozen=True)
 class Checkpoint:
     rounds_done: int
-    plans: list[tuple[bytes, bytes]]  # (header, records) of every finished round's plan
+    plans: list[tuple[bytes, bytes, bytes]]  # (header, records, steps) of every finished round's plan
     trainer: dict
     policy: dict
     queues: np.ndarray

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from cosim.protocol import PROTOCOLS
 from cosim.scenario import ConfigError, ScenarioConfig
 from learning.config import TrainerConfig
 from optimizer.policies import POLICIES, LyapunovPolicy
@@ -144,6 +145,7 @@ class ExperimentConfig:
     csv: bool = False
     calibrate_rate: bool = True  # learn each device's rate efficiency from ns-3 (cosim/calibration.py)
     deadline_margin: float = 0.1  # the scheduler plans for deadline_s × (1 − margin)
+    protocol: str = "per-step"  # per-step: split learning's exchanges; lumped: the paper's (cosim.protocol)
     transport: str = "shm"  # shm: ns-3 here, over shared memory; zmq: under cosim.ns3_server at ns3_address
     ns3_address: str = "tcp://127.0.0.1:5555"
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
@@ -174,6 +176,8 @@ class ExperimentConfig:
               "letters, digits, - and _ only (it names the run folder)")
         _need(0 <= self.deadline_margin < 1, "deadline_margin", self.deadline_margin,
               "a fraction in [0, 1) of the deadline the scheduler keeps in reserve")
+        _need(self.protocol in PROTOCOLS, "protocol", self.protocol,
+              f"one of {', '.join(PROTOCOLS)} (lumped: the paper's one upload and one download per round)")
         _need(self.transport in TRANSPORTS, "transport", self.transport,
               f"one of {', '.join(TRANSPORTS)} (zmq: ns-3 runs under `python -m cosim.ns3_server`)")
         _need(self.ns3_address.startswith(("tcp://", "ipc://")), "ns3_address", self.ns3_address,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 MAGIC = 0x4D495343  # "CSIM" read as a little-endian u32
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 SEM_BYTES = 32  # sizeof(sem_t) on 64-bit glibc (x86_64, aarch64); the C++ header asserts it
 ERROR_BYTES = 512
 
@@ -61,6 +61,17 @@ def F(name: str, kind: str, doc: str, length: int = 0) -> Field:
     return Field(name, kind, doc, length)
 
 
+# PlanStep.kind: what one step of a device's round is. A device's steps run in order on each side
+# of the link: the device walks its computations, the uplink messages it sends and the downlink
+# messages it waits for; the server its computations, the downlink messages it sends and the
+# uplink messages it waits for. Sending does not wait for the message to arrive.
+STEP_KINDS = {
+    "STEP_DEVICE_COMPUTE": 0,  # the device computes for `seconds`
+    "STEP_SERVER_COMPUTE": 1,  # the server computes for `seconds` once an accelerator is free
+    "STEP_UPLINK": 2,  # the device sends `bytes` to the server
+    "STEP_DOWNLINK": 3,  # the server sends `bytes` to the device
+}
+
 # Commands Python writes into SegmentHeader.command; ns-3 answers each with SegmentHeader.status.
 COMMANDS = {
     "CMD_NONE": 0,
@@ -83,8 +94,9 @@ SEGMENT_HEADER = Struct(
         F("layout_version", "u32", "LAYOUT_VERSION of the Python side that created the segment"),
         F("peer_layout_version", "u32", "LAYOUT_VERSION of the ns-3 binary, written on attach"),
         F("header_bytes", "u32", "sizeof(SegmentHeader)"),
-        F("max_devices", "u32", "capacity of every record array"),
+        F("max_devices", "u32", "capacity of every per-device record array"),
         F("num_devices", "u32", "devices in the scenario (K)"),
+        F("max_steps", "u32", "capacity of the plan's and the outcome's step arrays (all devices together)"),
         F("python_pid", "i64", "creator, watched by ns-3 for liveness"),
         F("ns3_pid", "i64", "the scenario process, written on attach"),
         F("command", "u32", "one of CMD_*"),
@@ -135,6 +147,7 @@ PLAN_HEADER = Struct(
     (
         F("round_index", "u32", "round being enacted"),
         F("num_devices", "u32", "records that follow"),
+        F("num_steps", "u32", "PlanStep records that follow the device records"),
         F("deadline_s", "f64", "round deadline T_max, counted from the round start"),
         F("server_count", "u64", "accelerators serving the devices' requests in arrival order"),
     ),
@@ -147,10 +160,21 @@ PLAN_RECORD = Struct(
         F("device_id", "u32", "0..K-1"),
         F("scheduled", "u32", "1 if the device takes part this round"),
         F("bandwidth_share", "f64", "b_k in [0,1]; shares of scheduled devices sum to <= 1"),
-        F("uplink_bytes", "u64", "payload the device sends to the server"),
-        F("downlink_bytes", "u64", "payload the server sends back"),
-        F("compute_time_s", "f64", "device computation before its uplink starts"),
-        F("server_time_s", "f64", "server computation of the device's round, once a server is free"),
+        F("first_step", "u32", "index of the device's first PlanStep"),
+        F("step_count", "u32", "how many PlanSteps the device's round has, in order from first_step"),
+    ),
+)
+
+PLAN_STEP = Struct(
+    "PlanStep",
+    "One step of one device's round: a computation or a message (STEP_* kinds).",
+    (
+        F("device_id", "u32", "the device whose round the step belongs to"),
+        F("kind", "u32", "one of STEP_*"),
+        F("local_step", "u32", "local training step it belongs to, 1..tau (0: the round's opening, closing)"),
+        F("index", "u32", "position in the device's sequence, from 0"),
+        F("bytes", "u64", "message payload (messages only)"),
+        F("seconds", "f64", "computation time (computations only)"),
     ),
 )
 
@@ -160,6 +184,7 @@ OUTCOME_HEADER = Struct(
     (
         F("round_index", "u32", "round that was enacted"),
         F("num_devices", "u32", "records that follow"),
+        F("num_steps", "u32", "OutcomeStep records that follow, one per PlanStep, in the plan's order"),
         F("round_start_s", "f64", "simulated time the round started"),
         F("round_duration_s", "f64", "until the last scheduled device finished or the deadline"),
     ),
@@ -167,24 +192,41 @@ OUTCOME_HEADER = Struct(
 
 OUTCOME_RECORD = Struct(
     "OutcomeRecord",
-    "What the simulated network did for one device this round.",
+    "What the simulated network did for one device this round (times from the round start).",
     (
         F("device_id", "u32", "0..K-1"),
         F("scheduled", "u32", "echo of the plan"),
-        F("deadline_met", "u32", "1 if uplink and downlink both finished by the deadline"),
+        F("deadline_met", "u32", "1 if all the device's steps finished by the deadline (its update arrived)"),
+        F("steps_completed", "u32", "local training steps whose every computation and message finished"),
+        F("messages_delivered", "u32", "messages that fully arrived, both ways"),
         F("packets_sent", "u32", "uplink packets put on the air, retransmissions included"),
         F("packets_lost", "u32", "uplink packets the base station could not decode"),
         F("retransmissions", "u32", "uplink retransmissions (ARQ or HARQ)"),
         F("uplink_delivered_bytes", "u64", "payload bytes the server received"),
         F("downlink_delivered_bytes", "u64", "payload bytes the device received"),
-        F("uplink_delay_s", "f64", "first uplink byte sent to last received (NaN if unfinished)"),
-        F("downlink_delay_s", "f64", "first downlink byte sent to last received (NaN if unfinished)"),
-        F("completion_time_s", "f64", "from round start to the end of the downlink (NaN if unfinished)"),
+        F("uplink_transfer_s", "f64", "time some uplink message was sent and not yet fully arrived"),
+        F("downlink_transfer_s", "f64", "time some downlink message was in transfer"),
+        F("device_compute_s", "f64", "time the device computed"),
+        F("server_compute_s", "f64", "time an accelerator computed for the device"),
+        F("server_wait_s", "f64", "time the device's requests queued for an accelerator (NaN: none made)"),
+        F("completion_time_s", "f64", "from round start to the end of its last step (NaN if unfinished)"),
         F("airtime_s", "f64", "time the device's transmitter was on"),
         F("tx_energy_j", "f64", "radiated transmit energy of the device"),
         F("mean_sinr_db", "f64", "mean SINR of the device's uplink packets at the base station"),
-        F("server_wait_s", "f64", "time the device's request queued for a free server (NaN if never)"),
         F("granted_share", "f64", "mean fraction of the uplink band the radio granted when it sent"),
+    ),
+)
+
+OUTCOME_STEP = Struct(
+    "OutcomeStep",
+    "When one PlanStep ran (seconds from the round start; NaN: not reached before the round ended).",
+    (
+        F("device_id", "u32", "echo of the PlanStep"),
+        F("index", "u32", "echo of the PlanStep"),
+        F("ready_s", "f64", "message: handed to the radio; computation: could start (server: request made)"),
+        F("start_s", "f64", "message: its direction was free of earlier messages; computation: began"),
+        F("end_s", "f64", "message: fully arrived; computation: finished"),
+        F("delivered_bytes", "u64", "message bytes that arrived (0 for computations)"),
     ),
 )
 
@@ -194,27 +236,32 @@ STRUCTS = (
     REPORT_RECORD,
     PLAN_HEADER,
     PLAN_RECORD,
+    PLAN_STEP,
     OUTCOME_HEADER,
     OUTCOME_RECORD,
+    OUTCOME_STEP,
 )
 
 
 @dataclass(frozen=True)
 class SegmentLayout:
-    """Offsets of every region in a segment sized for ``max_devices`` devices."""
+    """Offsets of every region in a segment sized for ``max_devices`` devices and ``max_steps`` steps."""
 
     max_devices: int
+    max_steps: int
 
     def _sizes(self) -> list[tuple[str, int]]:
-        k = self.max_devices
+        k, n = self.max_devices, self.max_steps
         return [
             ("header", SEGMENT_HEADER.dtype.itemsize),
             ("report_header", REPORT_HEADER.dtype.itemsize),
             ("report_records", k * REPORT_RECORD.dtype.itemsize),
             ("plan_header", PLAN_HEADER.dtype.itemsize),
             ("plan_records", k * PLAN_RECORD.dtype.itemsize),
+            ("plan_steps", n * PLAN_STEP.dtype.itemsize),
             ("outcome_header", OUTCOME_HEADER.dtype.itemsize),
             ("outcome_records", k * OUTCOME_RECORD.dtype.itemsize),
+            ("outcome_steps", n * OUTCOME_STEP.dtype.itemsize),
         ]
 
     @property
@@ -273,30 +320,32 @@ def render_cpp_header() -> str:
         f"static_assert(sizeof(sem_t) == {SEM_BYTES}, \"sem_t size differs from the layout's\");",
         "",
     ]
-    for name, value in {**COMMANDS, **STATUSES}.items():
+    for name, value in {**STEP_KINDS, **COMMANDS, **STATUSES}.items():
         out.append(f"constexpr uint32_t {name} = {value};")
     out.append("")
     for s in STRUCTS:
         out.append(_cpp_struct(s))
         out.append("")
     out += [
-        "/// Byte offsets of the regions of a segment sized for max_devices devices.",
+        "/// Byte offsets of the regions of a segment sized for max_devices devices and max_steps steps.",
         "struct SegmentOffsets",
         "{",
     ]
-    names = list(SegmentLayout(1).offsets)
+    names = list(SegmentLayout(1, 1).offsets)
     for name in names + ["total"]:
         out.append(f"    std::size_t {name};")
-    out += ["};", "", "inline SegmentOffsets", "ComputeOffsets(std::size_t maxDevices)", "{",
-            "    SegmentOffsets o{};", "    std::size_t pos = 0;"]
+    out += ["};", "", "inline SegmentOffsets", "ComputeOffsets(std::size_t maxDevices, std::size_t maxSteps)",
+            "{", "    SegmentOffsets o{};", "    std::size_t pos = 0;"]
     sizes = {
         "header": "sizeof(SegmentHeader)",
         "report_header": "sizeof(ReportHeader)",
         "report_records": "maxDevices * sizeof(ReportRecord)",
         "plan_header": "sizeof(PlanHeader)",
         "plan_records": "maxDevices * sizeof(PlanRecord)",
+        "plan_steps": "maxSteps * sizeof(PlanStep)",
         "outcome_header": "sizeof(OutcomeHeader)",
         "outcome_records": "maxDevices * sizeof(OutcomeRecord)",
+        "outcome_steps": "maxSteps * sizeof(OutcomeStep)",
     }
     for name in names:
         out.append(f"    o.{name} = pos;")

@@ -40,7 +40,13 @@ from cosim import layout
 from cosim.bridge import BridgeError, ShmSegment
 from cosim.messages import read_plan
 from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
+from cosim.simulation import (
+    STEPS_PER_DEVICE,
+    Ns3Simulation,
+    ScenarioNotBuilt,
+    SimulationError,
+    sigterm_as_interrupt,
+)
 from cosim.transport_zmq import (
     CMD,
     CMD_HELLO,
@@ -56,7 +62,7 @@ from cosim.transport_zmq import (
     TransportError,
     error_payload,
     is_loopback,
-    message_pair,
+    message_frames,
     pack_header,
     unpack_header,
 )
@@ -64,6 +70,7 @@ from cosim.transport_zmq import (
 log = logging.getLogger("cosim.ns3_server")
 _POLL_S = 0.2  # longest wait on the socket, so idle sessions are noticed on time
 _PLAN_RECORD = layout.PLAN_RECORD.dtype
+MAX_STEPS_PER_DEVICE = 100_000  # a client cannot make this server map more than ~8 MB per device
 
 
 class PlanRejected(ValueError):
@@ -77,19 +84,23 @@ class RelaySimulation(Ns3Simulation):
         seg = self._command(CMD["CMD_REPORT"], "measuring the channel")
         return self._answer(seg, "report_header", "report_records", layout.REPORT_RECORD)
 
-    def execute_frames(self, header, records, round_index: int) -> list[bytes]:
-        seg = self._live_segment()
-        seg.put("plan_header", header)
-        seg.put("plan_records", records)
+    def execute_frames(self, plan: list, round_index: int) -> list[bytes]:
+        seg = self._put(plan)
         self._command(CMD["CMD_EXECUTE"], f"round {round_index}")
-        return self._answer(seg, "outcome_header", "outcome_records", layout.OUTCOME_RECORD)
+        out = self._answer(seg, "outcome_header", "outcome_records", layout.OUTCOME_RECORD)
+        n = int(seg.raw["outcome_header"][8:12].view("<u4")[0])  # num_steps, after num_devices
+        return [*out, seg.raw["outcome_steps"][:n * STRUCT_BYTES[layout.OUTCOME_STEP.name]].tobytes()]
 
-    def echo_frames(self, header, records) -> list[bytes]:
-        seg = self._live_segment()
-        seg.put("plan_header", header)
-        seg.put("plan_records", records)
+    def echo_frames(self, plan: list) -> list[bytes]:
+        seg = self._put(plan)
         self._command(CMD["CMD_ECHO"], "echo")
         return self._answer(seg, "report_header", "report_records", layout.REPORT_RECORD)
+
+    def _put(self, plan: list) -> ShmSegment:
+        seg = self._live_segment()
+        for region, frame in zip(("plan_header", "plan_records", "plan_steps"), plan, strict=True):
+            seg.put(region, frame)
+        return seg
 
     @staticmethod
     def _answer(seg: ShmSegment, header_region: str, records_region: str,
@@ -156,24 +167,38 @@ def _positive(request: dict, key: str, default: float) -> float:
     return float(value)
 
 
-def check_plan(frames, devices: int, execute: bool):
-    """The plan's header and records, checked before they reach ns-3."""
+def _room(request: dict, devices: int) -> int:
+    """START's max_steps: room for the plans' steps, within what a segment may hold here."""
+    value = request.get("max_steps", STEPS_PER_DEVICE * devices)
+    most = MAX_STEPS_PER_DEVICE * devices
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise ConfigError(f"START.max_steps={value!r} is invalid: a whole number in [0, {most}] "
+                          f"({MAX_STEPS_PER_DEVICE} per device)")
+    return value
+
+
+def check_plan(frames, devices: int, max_steps: int, execute: bool) -> tuple[list, int]:
+    """The plan's frames (header, records, steps) and its round, checked before they reach ns-3."""
     try:
-        header, records = message_pair(frames, layout.PLAN_HEADER, layout.PLAN_RECORD, "plan", devices)
+        frames = list(message_frames(frames, layout.PLAN_HEADER, (layout.PLAN_RECORD, layout.PLAN_STEP),
+                                     "plan", devices, max_steps))
     except TransportError as e:
         raise PlanRejected(str(e)) from None
     if not execute:  # an echo only copies the plan back: its sizes are all that matter
-        return header, records, 0
-    k = len(records) // STRUCT_BYTES["PlanRecord"]  # message_pair checked it against the header
+        return frames, 0
+    records = frames[1]
+    k = len(records) // STRUCT_BYTES["PlanRecord"]  # message_frames checked it against the header
     if k != devices:
         raise PlanRejected(f"the plan has {k} devices, the scenario {devices}")
     try:
-        plan = read_plan(header, records)
+        plan = read_plan(*frames)
     except ValueError as e:
         raise PlanRejected(f"invalid plan: {e}") from None
     if not np.array_equal(np.frombuffer(records, _PLAN_RECORD)["device_id"], np.arange(k)):
         raise PlanRejected("invalid plan: device_id must run 0..K-1 in order")
-    return header, records, plan.round_index
+    if bytes(plan.wire[1]) != bytes(records) or bytes(plan.wire[2]) != bytes(frames[2]):
+        raise PlanRejected("invalid plan: its steps must follow each other device by device, in order")
+    return frames, plan.round_index
 
 
 def _peer(frame: zmq.Frame) -> str:
@@ -354,6 +379,7 @@ class Ns3Server:
             scenario = scenario_from_dict(request.get("scenario"), self.data_dir)
             timeout_s = _positive(request, "timeout_s", 900.0)
             startup_s = _positive(request, "startup_timeout_s", 120.0)
+            max_steps = _room(request, scenario.devices)
         except (ConfigError, ValueError) as e:
             log.warning("refused a scenario from %s: %s", peer, e)
             self._error(identity, seq, "config", str(e))
@@ -364,7 +390,7 @@ class Ns3Server:
             log_path = self.log_dir / f"ns3-{time.strftime('%Y%m%d-%H%M%S')}-{self.sessions_done}.log"
         try:
             sim = RelaySimulation(scenario, binary=self.binary, log_path=log_path, timeout_s=timeout_s,
-                                  startup_timeout_s=startup_s)
+                                  startup_timeout_s=startup_s, max_steps=max_steps)
         except ScenarioNotBuilt as e:
             log.error("%s", e)
             self._error(identity, seq, "not_built", str(e))
@@ -396,13 +422,13 @@ class Ns3Server:
                 out = sim.report_frames()
             else:
                 buffers = [f.buffer for f in payload]
-                header, records, round_index = check_plan(buffers, session.sim.scenario.devices,
-                                                          execute=code == CMD["CMD_EXECUTE"])
+                plan, round_index = check_plan(buffers, sim.scenario.devices, sim.max_steps,
+                                               execute=code == CMD["CMD_EXECUTE"])
                 if code == CMD["CMD_EXECUTE"]:
-                    out = sim.execute_frames(header, records, round_index)
+                    out = sim.execute_frames(plan, round_index)
                     session.rounds += 1
                 else:
-                    out = sim.echo_frames(header, records)
+                    out = sim.echo_frames(plan)
         except PlanRejected as e:
             self._inflight = None
             self._error(session.identity, seq, "plan", str(e))

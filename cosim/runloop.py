@@ -8,7 +8,7 @@ Models the scheduler plans with (documented here because the results depend on t
 - device compute: f_k ~ U[f_min, f_max] once per run (seeded); cycles = cycles per sample × the
   samples a device processes in a round (τ·min(s, n_k)); time = cycles / f_k, energy = κ·cycles·f_k².
   Cycles per sample default to cycles_per_flop × the FLOPs of one sample through the device part
-  (see `device_flops_per_sample`).
+  (`cosim.protocol.DeviceFlops`).
 - downlink rate: the report gives the uplink SNR over the whole band; the path gain is reciprocal,
   so the downlink SNR is that plus (P_bs − P_ue) − (NF_ue − NF_bs) dB, the same for any sub-band
   (both radios keep the base station's power per Hz). Each device has B/K of the downlink (the
@@ -21,10 +21,15 @@ Models the scheduler plans with (documented here because the results depend on t
 - server: device k's round costs the server τ calls of FLOPs(server part, its batch) /
   `server.flops_per_s` + `server.overhead_s` (FLOPs counted on the real modules once, see
   learning/flops.py), or `server_time_s` per device when configured; `server.accelerators`
-  serve the requests in arrival order (ns-3 enacts the queue). The plan allows each device the
-  longest wait it can meet: the work of the M − 1 largest requests of the others spread over the
+  serve the requests in arrival order (ns-3 enacts the queue). Under `protocol: lumped` a device
+  makes one request per round; under `per-step` two per local step (forward, backward: the step's
+  work split by their FLOPs). The plan allows each device the longest wait it can meet: each of
+  its requests behind the largest request of each of the M − 1 others, spread over the
   accelerators, M the most devices whose minimum shares fit in the band (never more can be
   scheduled together). Nothing here depends on how fast this host runs the model.
+- protocol: the round's steps (cosim/protocol.py) are walked by ns-3; the delay the scheduler
+  plans with is their sum (compute, uplink, server and its queue, downlink), which is what a
+  device's chain of steps takes when nothing overlaps.
 - uplink rate: the rate model's, times each device's rate efficiency learnt from ns-3's outcomes
   (cosim/calibration.py; `calibrate_rate: false` plans with the model as it is).
 - deadline: the scheduler plans for `deadline_s × (1 − deadline_margin)`, ns-3 enforces
@@ -51,10 +56,12 @@ from cosim.checkpoint import CHECKPOINT_NAME, Checkpoint, ResumeError
 from cosim.config import ExperimentConfig, load_config
 from cosim.messages import ChannelReport, RoundOutcome, RoundPlan, read_plan
 from cosim.plots import plot_run
+from cosim.protocol import DeviceFlops, Step, StepTimes, lumped_steps, per_step_steps
 from cosim.rundir import RunDir
 from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation, scenario_binary
 from cosim.transport_zmq import ZmqSimulation
+from learning.payload import total
 from learning.trainer import SplitFedTrainer, Update
 from optimizer import Plan, Policy, RoundInputs, VirtualQueues, load_kernels, make_policy
 from optimizer.problem import RoundProblem
@@ -64,13 +71,6 @@ from optimizer.problem import RoundProblem
 LTE_PEAK_SPECTRAL_EFFICIENCY = 75_376 / 1e-3 / 20e6
 
 
-def device_flops_per_sample(seq_len: int, hidden: int, labels: int) -> float:
-    """Forward + backward FLOPs of one sample on the device: embeddings (sum of three lookups and a
-    LayerNorm, ~8 ops per element), mean pooling, the linear head; backward counted as 2× forward."""
-    forward = 8 * seq_len * hidden + seq_len * hidden + 2 * hidden * labels
-    return 3.0 * forward
-
-
 @dataclass(frozen=True)
 class DeviceCompute:
     """Per-device CPU frequency, and the time and energy of one round's local computation."""
@@ -78,40 +78,54 @@ class DeviceCompute:
     freq_hz: np.ndarray
     time_s: np.ndarray
     energy_j: np.ndarray
+    flops: DeviceFlops  # of one sample's local step, by part (where the per-step protocol places them)
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, trainer: SplitFedTrainer) -> DeviceCompute:
         c, learn = cfg.compute, cfg.learning
         k = cfg.scenario.devices
         freq = np.random.default_rng([cfg.seed, 0xC0]).uniform(c.f_min_hz, c.f_max_hz, k)
-        per_sample = c.cycles_per_sample or c.cycles_per_flop * device_flops_per_sample(
-            learn.model.max_length, trainer.hidden_size, len(trainer.label_names))
+        flops = DeviceFlops.of(learn.model.max_length, trainer.hidden_size, len(trainer.label_names))
+        per_sample = c.cycles_per_sample or c.cycles_per_flop * flops.total
         samples = learn.local_steps * np.minimum(learn.batch_size, trainer.sample_counts)
         cycles = per_sample * samples
-        return cls(freq, cycles / freq, c.kappa * cycles * freq**2)
+        return cls(freq, cycles / freq, c.kappa * cycles * freq**2, flops)
 
 
 @dataclass(frozen=True)
 class ServerCompute:
-    """Per-device server compute of one round (s) and the accelerators that serve it."""
+    """Per-device server compute of one round (s), the accelerators that serve it, and how the
+    protocol cuts it into requests."""
 
     time_s: np.ndarray
     accelerators: int
+    forward_fraction: float  # of a local step's server work, its forward pass (by FLOPs)
+    steps: int  # local steps per round (τ)
+    per_step: bool  # the per-step protocol: a request per forward and per backward pass
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, trainer: SplitFedTrainer) -> ServerCompute:
-        if cfg.server_time_s is not None:
-            return cls(np.full(cfg.scenario.devices, cfg.server_time_s), cfg.server.accelerators)
         learn, server = cfg.learning, cfg.server
+        flops = trainer.server_flops_per_sample
+        fraction = flops.forward / flops.total if flops.total > 0 else 0.5
+        shape = dict(accelerators=server.accelerators, forward_fraction=fraction, steps=learn.local_steps,
+                     per_step=cfg.protocol == "per-step")
+        if cfg.server_time_s is not None:
+            return cls(np.full(cfg.scenario.devices, cfg.server_time_s), **shape)
         batch = np.minimum(learn.batch_size, trainer.sample_counts)
-        step_s = trainer.server_flops_per_sample * batch / server.flops_per_s + server.overhead_s
-        return cls(learn.local_steps * step_s, server.accelerators)
+        step_s = flops.total * batch / server.flops_per_s + server.overhead_s
+        return cls(learn.local_steps * step_s, **shape)
 
     def wait_allowance_s(self, inputs: RoundInputs) -> np.ndarray:
-        """Per device, the longest it can queue with as many others ahead as can be scheduled with
-        it: M − 1, M the most devices that fit in the band together (RoundProblem.max_count)."""
+        """Per device, the longest its requests can queue with as many others ahead as can be
+        scheduled with it: M − 1, M the most devices that fit in the band together
+        (RoundProblem.max_count). A device has one request at a time, so each of its requests
+        waits at most for one request of each of the others: their largest."""
         most = RoundProblem(inputs, np.zeros(inputs.devices), 0.0).max_count
-        return longest_wait_s(self.time_s, max(most - 1, 0), self.accelerators)
+        if not self.per_step:
+            return longest_wait_s(self.time_s, max(most - 1, 0), self.accelerators)
+        largest = self.time_s / self.steps * max(self.forward_fraction, 1 - self.forward_fraction)
+        return 2 * self.steps * longest_wait_s(largest, max(most - 1, 0), self.accelerators)
 
 
 def longest_wait_s(work_s: np.ndarray, ahead: int, servers: int) -> np.ndarray:
@@ -125,14 +139,32 @@ def longest_wait_s(work_s: np.ndarray, ahead: int, servers: int) -> np.ndarray:
     return np.where(own_in_top, top_and_next - work_s, top) / servers
 
 
-def round_plan(plan: Plan, inputs: RoundInputs, deadline_s: float, server_count: int) -> RoundPlan:
-    """The message the simulator enacts: the plan's devices and shares, the round's payloads and
-    compute, ns-3's deadline (the scheduler planned for less: the deadline margin) and the server's
-    accelerators, which queue the requests."""
-    return RoundPlan(inputs.round_index, plan.scheduled, plan.bandwidth_share,
-                     np.rint(inputs.uplink_bytes).astype(np.int64),
-                     np.rint(inputs.downlink_bytes).astype(np.int64),
-                     inputs.compute_time_s, deadline_s, inputs.server_time_s, server_count)
+def device_steps(cfg: ExperimentConfig, trainer: SplitFedTrainer, compute: DeviceCompute,
+                 server: ServerCompute) -> list[tuple[Step, ...]]:
+    """Every device's round under the configured protocol (cosim/protocol.py): the learning side's
+    messages and the compute models' times. They do not change from round to round."""
+    tau = cfg.learning.local_steps
+    out = []
+    for k in range(cfg.scenario.devices):
+        messages = trainer.messages(k)
+        if cfg.protocol == "lumped":
+            payload = total(messages)
+            out.append(lumped_steps(payload.uplink_bytes, payload.downlink_bytes, compute.time_s[k],
+                                    server.time_s[k]))
+        else:
+            times = StepTimes.split(compute.time_s[k] / tau, server.time_s[k] / tau, compute.flops,
+                                    server.forward_fraction)
+            out.append(per_step_steps(messages, times))
+    return out
+
+
+def round_plan(plan: Plan, inputs: RoundInputs, steps: list[tuple[Step, ...]], deadline_s: float,
+               server_count: int) -> RoundPlan:
+    """The message the simulator enacts: the plan's devices and shares, their rounds' steps, ns-3's
+    deadline (the scheduler planned for less: the deadline margin) and the server's accelerators,
+    which queue the requests."""
+    return RoundPlan(inputs.round_index, plan.scheduled, plan.bandwidth_share, steps, deadline_s,
+                     server_count)
 
 
 def downlink_rate_bps(report: ChannelReport, scenario: ScenarioConfig) -> np.ndarray:
@@ -206,12 +238,12 @@ def preflight(cfg: ExperimentConfig) -> Policy:
     return policy
 
 
-def open_simulation(cfg: ExperimentConfig, scenario: ScenarioConfig,
-                    log_path: Path) -> Ns3Simulation | ZmqSimulation:
+def open_simulation(cfg: ExperimentConfig, scenario: ScenarioConfig, log_path: Path,
+                    max_steps: int) -> Ns3Simulation | ZmqSimulation:
     """ns-3 here over shared memory, or behind `python -m cosim.ns3_server` (same API, same bytes)."""
     if cfg.transport == "zmq":
-        return ZmqSimulation(scenario, address=cfg.ns3_address)
-    return Ns3Simulation(scenario, log_path=log_path)
+        return ZmqSimulation(scenario, address=cfg.ns3_address, max_steps=max_steps)
+    return Ns3Simulation(scenario, log_path=log_path, max_steps=max_steps)
 
 
 def run_experiment(cfg: ExperimentConfig, on_start: Callable[[RunDir], None] | None = None,
@@ -279,7 +311,7 @@ def _run_in(folder: RunDir, cfg: ExperimentConfig, policy: Policy, checkpoint: C
     return folder
 
 
-def replay(sim: Ns3Simulation | ZmqSimulation, plans: list[tuple[bytes, bytes]], run: RunDir) -> None:
+def replay(sim: Ns3Simulation | ZmqSimulation, plans: list[tuple[bytes, bytes, bytes]], run: RunDir) -> None:
     """Drive a fresh simulator through the recorded rounds, checking it measures and delivers as recorded.
 
     A mismatch means the simulator is not the one that ran them (another ns-3 build or scenario).
@@ -309,15 +341,16 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     queues = VirtualQueues(k)  # the same rule as the Lyapunov policy's, kept for every policy
     scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
     server = ServerCompute.from_config(cfg, trainer)
+    steps = device_steps(cfg, trainer, compute, server)
     calibration = RateCalibration(k)
-    plans: list[tuple[bytes, bytes]] = []
+    plans: list[tuple[bytes, bytes, bytes]] = []
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint.trainer)
         policy.load_state_dict(checkpoint.policy)
         queues.restore(checkpoint.queues)
         calibration.load_state_dict(checkpoint.calibration)
         plans = list(checkpoint.plans)
-    with open_simulation(cfg, scenario, run.ns3_log) as sim:
+    with open_simulation(cfg, scenario, run.ns3_log, sum(map(len, steps))) as sim:
         run.update_manifest(simulator={"transport": cfg.transport, **getattr(sim, "server_info", {})})
         replay(sim, plans, run)
         for t in range(len(plans), cfg.rounds):
@@ -337,7 +370,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             with timed(times, "plan_wall_s"):
                 plan = policy.plan(inputs)
             scheduled = np.flatnonzero(plan.scheduled).tolist()
-            enacted = round_plan(plan, inputs, cfg.deadline_s, server.accelerators)
+            enacted = round_plan(plan, inputs, steps, cfg.deadline_s, server.accelerators)
             outcome, updates = overlap(lambda: sim.execute(enacted),  # noqa: B023
                                        lambda: trainer.local_train(scheduled), times)  # noqa: B023
             delivered = outcome.delivered & plan.scheduled
@@ -392,7 +425,10 @@ def device_rows(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan
         "snr_db": rep["snr_db"], "distance_m": rep["distance_m"], "speed_mps": rep["speed_mps"],
         "cpu_freq_hz": compute.freq_hz,
         "predicted_delay_s": plan.predicted_delay_s, "realised_delay_s": rec["completion_time_s"],
-        "uplink_delay_s": rec["uplink_delay_s"], "downlink_delay_s": rec["downlink_delay_s"],
+        "steps_completed": rec["steps_completed"].astype(np.int64),
+        "messages_delivered": rec["messages_delivered"].astype(np.int64),
+        "uplink_transfer_s": rec["uplink_transfer_s"], "downlink_transfer_s": rec["downlink_transfer_s"],
+        "device_compute_s": rec["device_compute_s"], "server_compute_s": rec["server_compute_s"],
         "server_time_s": inputs.server_time_s, "planned_server_wait_s": inputs.server_wait_s,
         "server_wait_s": rec["server_wait_s"], "granted_share": rec["granted_share"],
         "predicted_energy_j": plan.predicted_energy_j, "realised_energy_j": realised,
@@ -404,6 +440,7 @@ def device_rows(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan
         "uplink_bytes": np.where(plan.scheduled, inputs.uplink_bytes, 0).astype(np.int64),
         "downlink_bytes": np.where(plan.scheduled, inputs.downlink_bytes, 0).astype(np.int64),
         "uplink_delivered_bytes": rec["uplink_delivered_bytes"].astype(np.int64),
+        "downlink_delivered_bytes": rec["downlink_delivered_bytes"].astype(np.int64),
         "airtime_s": rec["airtime_s"], "retransmissions": rec["retransmissions"].astype(np.int64),
         "packets_lost": rec["packets_lost"].astype(np.int64),
     }

@@ -30,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BINARY = REPO_ROOT / "build" / "ns3" / "cosim-scenario"
 CMD = layout.COMMANDS
 STATUS = layout.STATUSES
+STEPS_PER_DEVICE = 64  # room for plan steps per device unless told otherwise (per-step: τ = 6 or more)
 
 
 class ScenarioNotBuilt(FileNotFoundError):
@@ -48,6 +49,13 @@ def scenario_binary(explicit: Path | str | None = None) -> Path:
             f"the ns-3 scenario is not built: {path} does not exist. Run `make build` in "
             f"{REPO_ROOT} (or point COSIM_NS3_SCENARIO at a compiled cosim-scenario).")
     return path
+
+
+def check_room(steps: int, max_steps: int) -> None:
+    """A plan must fit the segment, which is sized when the simulation opens."""
+    if steps > max_steps:
+        raise ValueError(f"the plan has {steps} steps, the simulation was opened with room for {max_steps}; "
+                         f"open it with max_steps >= {steps}")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -94,9 +102,10 @@ class Ns3Simulation:
 
     def __init__(self, scenario: ScenarioConfig, *, binary: Path | str | None = None,
                  log_path: Path | str | None = None, timeout_s: float = 900.0,
-                 startup_timeout_s: float = 120.0,
+                 startup_timeout_s: float = 120.0, max_steps: int | None = None,
                  layout_version: int = layout.LAYOUT_VERSION):
         self.scenario = scenario
+        self.max_steps = STEPS_PER_DEVICE * scenario.devices if max_steps is None else int(max_steps)
         self.binary = scenario_binary(binary)
         self.timeout_s = timeout_s
         self.startup_timeout_s = startup_timeout_s
@@ -118,7 +127,8 @@ class Ns3Simulation:
     def start(self) -> None:
         self._signals.enter_context(sigterm_as_interrupt())
         try:
-            self._segment = ShmSegment(self.scenario.devices, layout_version=self._layout_version)
+            self._segment = ShmSegment(self.scenario.devices, self.max_steps,
+                                       layout_version=self._layout_version)
             if self.log_path is None:
                 fd, name = tempfile.mkstemp(prefix="cosim-ns3-", suffix=".log")
                 os.close(fd)
@@ -183,7 +193,7 @@ class Ns3Simulation:
                              f"{self.scenario.devices}")
         self._put_plan(seg, plan)
         self._command(CMD["CMD_EXECUTE"], f"round {plan.round_index}")
-        return read_outcome(seg.raw["outcome_header"], seg.raw["outcome_records"])
+        return read_outcome(seg.raw["outcome_header"], seg.raw["outcome_records"], seg.raw["outcome_steps"])
 
     def echo(self, plan: RoundPlan) -> ChannelReport:
         """Send a plan and read a report back without simulating: the bridge's own cost."""
@@ -192,11 +202,12 @@ class Ns3Simulation:
         self._command(CMD["CMD_ECHO"], "echo")
         return read_report(seg.raw["report_header"], seg.raw["report_records"])
 
-    @staticmethod
-    def _put_plan(seg: ShmSegment, plan: RoundPlan) -> None:
-        header, records = plan.wire
+    def _put_plan(self, seg: ShmSegment, plan: RoundPlan) -> None:
+        check_room(plan.num_steps, self.max_steps)
+        header, records, steps = plan.wire
         seg.put("plan_header", header)
         seg.put("plan_records", records)
+        seg.put("plan_steps", steps)
 
     def _live_segment(self) -> ShmSegment:
         if self._segment is None or self._proc is None:

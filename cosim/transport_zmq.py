@@ -40,13 +40,16 @@ follow are the same bytes as in the shared-memory segment:
     START    + JSON {scenario, timeout_s, ..} READY  + JSON {host, ns3_pid, segment, log_path}
     REPORT                                    OK     + ReportHeader  + ReportRecord[K]
     EXECUTE  + PlanHeader + PlanRecord[K]     OK     + OutcomeHeader + OutcomeRecord[K]
+             + PlanStep[N]                           + OutcomeStep[N]
     ECHO     + PlanHeader + PlanRecord[K]     OK     + ReportHeader  + ReportRecord[K]
+             + PlanStep[N]
     SHUTDOWN [+ JSON {graceful: false}]       OK     + JSON {returncode}
     PING     (keep-alive, no reply)
     any                                       ERROR  + JSON {kind, message, session_closed}
     (none: sequence 0, the server ended the   ERROR  + JSON {kind, message, session_closed}
      session on its own: stopped, idle)
 
+START's ``max_steps`` sizes the server's segment for the plans' steps (all devices together).
 JSON is the only encoding besides the structs (no pickle). Both sides refuse a peer whose magic or
 layout version differs from their own, naming both versions. The server serves one client session
 at a time; another client is told it is busy. While a session is open the client sends a PING every
@@ -69,13 +72,19 @@ from zmq.utils.monitor import recv_monitor_message
 from cosim import layout
 from cosim.messages import ChannelReport, RoundOutcome, RoundPlan, read_outcome, read_report
 from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
+from cosim.simulation import (
+    STEPS_PER_DEVICE,
+    ScenarioNotBuilt,
+    SimulationError,
+    check_room,
+    sigterm_as_interrupt,
+)
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 SERVER_COMMAND = "python -m cosim.ns3_server --bind"
 
 WIRE_HEADER = struct.Struct("<IIII")  # magic, layout_version, code, sequence
-_NUM_DEVICES = struct.Struct("<I")
+_COUNTS = struct.Struct("<II")
 STRUCT_BYTES = {s.name: s.dtype.itemsize for s in layout.STRUCTS}  # Struct.dtype is built on each access
 CMD = layout.COMMANDS
 STATUS = layout.STATUSES
@@ -126,22 +135,29 @@ def error_payload(kind: str, message: str, session_closed: bool = False) -> byte
     return json.dumps({"kind": kind, "message": message, "session_closed": session_closed}).encode()
 
 
-def message_pair(frames, header_struct: layout.Struct, record_struct: layout.Struct,
-                 what: str, max_devices: int) -> tuple:
-    """Check that frames are one header and its records, sized as the header says; return them."""
-    if len(frames) != 2:
-        raise TransportError(f"{what}: expected 2 frames (header, records), got {len(frames)}")
-    header, records = frames
-    header_size, record_size = STRUCT_BYTES[header_struct.name], STRUCT_BYTES[record_struct.name]
+def message_frames(frames, header_struct: layout.Struct, arrays: tuple[layout.Struct, ...],
+                   what: str, max_devices: int, max_steps: int = 0) -> tuple:
+    """Check that frames are one header and its arrays, sized as the header says; return them.
+
+    Every message header starts round_index, num_devices; a plan's and an outcome's go on with
+    num_steps, and their step array follows the per-device records."""
+    if len(frames) != 1 + len(arrays):
+        raise TransportError(f"{what}: expected {1 + len(arrays)} frames (header, "
+                             f"{', '.join(a.name for a in arrays)}), got {len(frames)}")
+    header = frames[0]
+    header_size = STRUCT_BYTES[header_struct.name]
     if len(header) != header_size:
         raise TransportError(f"{what}: {header_struct.name} of {len(header)} bytes, expected {header_size}")
-    k = _NUM_DEVICES.unpack_from(header, 4)[0]  # every message header: round_index, num_devices
-    if k > max_devices:
-        raise TransportError(f"{what}: {k} devices, the scenario has {max_devices}")
-    if len(records) != k * record_size:
-        raise TransportError(f"{what}: {len(records)} bytes of {record_struct.name}, expected "
-                             f"{k} x {record_size}")
-    return header, records
+    counts = _COUNTS.unpack_from(header, 4)  # num_devices, then num_steps where the header has it
+    for i, (frame, struct_, limit, unit) in enumerate(zip(frames[1:], arrays, (max_devices, max_steps),
+                                                          ("devices", "steps"), strict=False)):
+        n = counts[i]
+        if n > limit:
+            raise TransportError(f"{what}: {n} {unit}, the scenario has room for {limit}")
+        size = STRUCT_BYTES[struct_.name]
+        if len(frame) != n * size:
+            raise TransportError(f"{what}: {len(frame)} bytes of {struct_.name}, expected {n} x {size}")
+    return tuple(frames)
 
 
 def is_loopback(address: str) -> bool:
@@ -172,8 +188,10 @@ class ZmqSimulation:
 
     def __init__(self, scenario: ScenarioConfig, address: str = DEFAULT_ADDRESS, *,
                  timeout_s: float = 900.0, startup_timeout_s: float = 120.0,
-                 connect_timeout_s: float = 10.0, layout_version: int = layout.LAYOUT_VERSION):
+                 connect_timeout_s: float = 10.0, max_steps: int | None = None,
+                 layout_version: int = layout.LAYOUT_VERSION):
         self.scenario = scenario
+        self.max_steps = STEPS_PER_DEVICE * scenario.devices if max_steps is None else int(max_steps)
         self.address = address
         self.timeout_s = timeout_s
         self.startup_timeout_s = startup_timeout_s
@@ -209,7 +227,7 @@ class ZmqSimulation:
             _, frames = self._request(CMD_HELLO, [], "connecting", self.connect_timeout_s)
             self.server_info = hello = self._json(frames, "HELLO reply")
             start = {"scenario": self.scenario.to_dict(), "timeout_s": self.timeout_s,
-                     "startup_timeout_s": self.startup_timeout_s}
+                     "startup_timeout_s": self.startup_timeout_s, "max_steps": self.max_steps}
             _, frames = self._request(CMD_START, [json.dumps(start).encode()], "starting the scenario",
                                       self.startup_timeout_s + 30.0, expect=STATUS["STATUS_READY"])
             self._session_open = True
@@ -274,24 +292,27 @@ class ZmqSimulation:
     def channel_report(self) -> ChannelReport:
         """Ask the base station to measure every device now."""
         _, frames = self._request(CMD["CMD_REPORT"], [], "measuring the channel", self._command_timeout)
-        return read_report(*message_pair(frames, layout.REPORT_HEADER, layout.REPORT_RECORD,
-                                         "report from the server", self.scenario.devices))
+        return read_report(*message_frames(frames, layout.REPORT_HEADER, (layout.REPORT_RECORD,),
+                                           "report from the server", self.scenario.devices))
 
     def execute(self, plan: RoundPlan) -> RoundOutcome:
         """Enact one round's plan at packet level on the server's ns-3 and return what happened."""
         if plan.num_devices != self.scenario.devices:
             raise ValueError(f"the plan has {plan.num_devices} devices, the scenario "
                              f"{self.scenario.devices}")
+        check_room(plan.num_steps, self.max_steps)
         _, frames = self._request(CMD["CMD_EXECUTE"], list(plan.wire), f"round {plan.round_index}",
                                   self._command_timeout)
-        return read_outcome(*message_pair(frames, layout.OUTCOME_HEADER, layout.OUTCOME_RECORD,
-                                          "outcome from the server", self.scenario.devices))
+        return read_outcome(*message_frames(frames, layout.OUTCOME_HEADER,
+                                            (layout.OUTCOME_RECORD, layout.OUTCOME_STEP),
+                                            "outcome from the server", self.scenario.devices, self.max_steps))
 
     def echo(self, plan: RoundPlan) -> ChannelReport:
         """Send a plan and read a report back without simulating: the transport's own cost."""
+        check_room(plan.num_steps, self.max_steps)
         _, frames = self._request(CMD["CMD_ECHO"], list(plan.wire), "echo", self._command_timeout)
-        return read_report(*message_pair(frames, layout.REPORT_HEADER, layout.REPORT_RECORD,
-                                         "echo from the server", self.scenario.devices))
+        return read_report(*message_frames(frames, layout.REPORT_HEADER, (layout.REPORT_RECORD,),
+                                           "echo from the server", self.scenario.devices))
 
     @property
     def _command_timeout(self) -> float:

@@ -20,7 +20,7 @@ from learning.aggregate import ServerOptimizer, State, fedavg
 from learning.config import TrainerConfig
 from learning.data import encode, load_dataset, subsample, train_test_split
 from learning.encoder import load_encoder
-from learning.flops import server_step_flops_per_sample
+from learning.flops import ServerStepFlops, server_step_flops_per_sample
 from learning.metrics import accuracy, macro_f1
 from learning.partition import label_counts, partition
 from learning.payload import DOWN, UP, Link, Message, Payload, PayloadPredictor, total
@@ -111,10 +111,10 @@ class SplitFedTrainer(_Experiment):
         return len(self.partitions)
 
     @functools.cached_property
-    def server_flops_per_sample(self) -> float:
-        """FLOPs of the server's part of one sample's training step (0 unsplit: the device runs it all)."""
+    def server_flops_per_sample(self) -> ServerStepFlops:
+        """FLOPs of the server's part of one sample's training step (none unsplit: the device runs it all)."""
         if self.config.mode != "split":
-            return 0.0
+            return ServerStepFlops(0.0, 0.0)
         return server_step_flops_per_sample(self.model.server, self.hidden_size, self.config.model.max_length,
                                             activations_train=self.config.model.embeddings != "frozen")
 

@@ -65,11 +65,12 @@ ShmBridge::ShmBridge(const std::string& name, double idleTimeoutS)
         sem_post(&m_header->to_python);
         throw BridgeError(msg);
     }
-    m_offsets = ComputeOffsets(m_header->max_devices);
+    m_offsets = ComputeOffsets(m_header->max_devices, m_header->max_steps);
     if (m_offsets.total > m_size)
     {
         throw BridgeError("segment is smaller than its declared capacity of " +
-                          std::to_string(m_header->max_devices) + " devices");
+                          std::to_string(m_header->max_devices) + " devices and " +
+                          std::to_string(m_header->max_steps) + " steps");
     }
 }
 

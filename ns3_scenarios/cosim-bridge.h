@@ -44,8 +44,10 @@ class ShmBridge
     ReportRecord* ReportRecords() { return At<ReportRecord>(m_offsets.report_records); }
     const PlanHeader& Plan() { return *At<PlanHeader>(m_offsets.plan_header); }
     const PlanRecord* PlanRecords() { return At<PlanRecord>(m_offsets.plan_records); }
+    const PlanStep* PlanSteps() { return At<PlanStep>(m_offsets.plan_steps); }
     OutcomeHeader& Outcome() { return *At<OutcomeHeader>(m_offsets.outcome_header); }
     OutcomeRecord* OutcomeRecords() { return At<OutcomeRecord>(m_offsets.outcome_records); }
+    OutcomeStep* OutcomeSteps() { return At<OutcomeStep>(m_offsets.outcome_steps); }
 
   private:
     template <typename T>

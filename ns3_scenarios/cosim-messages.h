@@ -11,9 +11,13 @@ namespace cosim
 {
 
 constexpr uint32_t MAGIC = 0x4D495343;
-constexpr uint32_t LAYOUT_VERSION = 3;
+constexpr uint32_t LAYOUT_VERSION = 4;
 static_assert(sizeof(sem_t) == 32, "sem_t size differs from the layout's");
 
+constexpr uint32_t STEP_DEVICE_COMPUTE = 0;
+constexpr uint32_t STEP_SERVER_COMPUTE = 1;
+constexpr uint32_t STEP_UPLINK = 2;
+constexpr uint32_t STEP_DOWNLINK = 3;
 constexpr uint32_t CMD_NONE = 0;
 constexpr uint32_t CMD_REPORT = 1;
 constexpr uint32_t CMD_EXECUTE = 2;
@@ -30,8 +34,9 @@ struct SegmentHeader
     uint32_t layout_version; ///< LAYOUT_VERSION of the Python side that created the segment
     uint32_t peer_layout_version; ///< LAYOUT_VERSION of the ns-3 binary, written on attach
     uint32_t header_bytes; ///< sizeof(SegmentHeader)
-    uint32_t max_devices; ///< capacity of every record array
+    uint32_t max_devices; ///< capacity of every per-device record array
     uint32_t num_devices; ///< devices in the scenario (K)
+    uint32_t max_steps; ///< capacity of the plan's and the outcome's step arrays (all devices together)
     int64_t python_pid; ///< creator, watched by ns-3 for liveness
     int64_t ns3_pid; ///< the scenario process, written on attach
     uint32_t command; ///< one of CMD_*
@@ -42,22 +47,23 @@ struct SegmentHeader
     sem_t to_ns3; ///< process-shared semaphore posted by Python after writing a command
     sem_t to_python; ///< process-shared semaphore posted by ns-3 after answering
 };
-static_assert(sizeof(SegmentHeader) == 640, "SegmentHeader size");
+static_assert(sizeof(SegmentHeader) == 648, "SegmentHeader size");
 static_assert(offsetof(SegmentHeader, magic) == 0, "SegmentHeader.magic");
 static_assert(offsetof(SegmentHeader, layout_version) == 4, "SegmentHeader.layout_version");
 static_assert(offsetof(SegmentHeader, peer_layout_version) == 8, "SegmentHeader.peer_layout_version");
 static_assert(offsetof(SegmentHeader, header_bytes) == 12, "SegmentHeader.header_bytes");
 static_assert(offsetof(SegmentHeader, max_devices) == 16, "SegmentHeader.max_devices");
 static_assert(offsetof(SegmentHeader, num_devices) == 20, "SegmentHeader.num_devices");
-static_assert(offsetof(SegmentHeader, python_pid) == 24, "SegmentHeader.python_pid");
-static_assert(offsetof(SegmentHeader, ns3_pid) == 32, "SegmentHeader.ns3_pid");
-static_assert(offsetof(SegmentHeader, command) == 40, "SegmentHeader.command");
-static_assert(offsetof(SegmentHeader, status) == 44, "SegmentHeader.status");
-static_assert(offsetof(SegmentHeader, sequence) == 48, "SegmentHeader.sequence");
-static_assert(offsetof(SegmentHeader, reply_sequence) == 56, "SegmentHeader.reply_sequence");
-static_assert(offsetof(SegmentHeader, error) == 64, "SegmentHeader.error");
-static_assert(offsetof(SegmentHeader, to_ns3) == 576, "SegmentHeader.to_ns3");
-static_assert(offsetof(SegmentHeader, to_python) == 608, "SegmentHeader.to_python");
+static_assert(offsetof(SegmentHeader, max_steps) == 24, "SegmentHeader.max_steps");
+static_assert(offsetof(SegmentHeader, python_pid) == 32, "SegmentHeader.python_pid");
+static_assert(offsetof(SegmentHeader, ns3_pid) == 40, "SegmentHeader.ns3_pid");
+static_assert(offsetof(SegmentHeader, command) == 48, "SegmentHeader.command");
+static_assert(offsetof(SegmentHeader, status) == 52, "SegmentHeader.status");
+static_assert(offsetof(SegmentHeader, sequence) == 56, "SegmentHeader.sequence");
+static_assert(offsetof(SegmentHeader, reply_sequence) == 64, "SegmentHeader.reply_sequence");
+static_assert(offsetof(SegmentHeader, error) == 72, "SegmentHeader.error");
+static_assert(offsetof(SegmentHeader, to_ns3) == 584, "SegmentHeader.to_ns3");
+static_assert(offsetof(SegmentHeader, to_python) == 616, "SegmentHeader.to_python");
 
 /// Round-level part of a channel report.
 struct ReportHeader
@@ -112,14 +118,16 @@ struct PlanHeader
 {
     uint32_t round_index; ///< round being enacted
     uint32_t num_devices; ///< records that follow
+    uint32_t num_steps; ///< PlanStep records that follow the device records
     double deadline_s; ///< round deadline T_max, counted from the round start
     uint64_t server_count; ///< accelerators serving the devices' requests in arrival order
 };
-static_assert(sizeof(PlanHeader) == 24, "PlanHeader size");
+static_assert(sizeof(PlanHeader) == 32, "PlanHeader size");
 static_assert(offsetof(PlanHeader, round_index) == 0, "PlanHeader.round_index");
 static_assert(offsetof(PlanHeader, num_devices) == 4, "PlanHeader.num_devices");
-static_assert(offsetof(PlanHeader, deadline_s) == 8, "PlanHeader.deadline_s");
-static_assert(offsetof(PlanHeader, server_count) == 16, "PlanHeader.server_count");
+static_assert(offsetof(PlanHeader, num_steps) == 8, "PlanHeader.num_steps");
+static_assert(offsetof(PlanHeader, deadline_s) == 16, "PlanHeader.deadline_s");
+static_assert(offsetof(PlanHeader, server_count) == 24, "PlanHeader.server_count");
 
 /// What one device does this round.
 struct PlanRecord
@@ -127,73 +135,115 @@ struct PlanRecord
     uint32_t device_id; ///< 0..K-1
     uint32_t scheduled; ///< 1 if the device takes part this round
     double bandwidth_share; ///< b_k in [0,1]; shares of scheduled devices sum to <= 1
-    uint64_t uplink_bytes; ///< payload the device sends to the server
-    uint64_t downlink_bytes; ///< payload the server sends back
-    double compute_time_s; ///< device computation before its uplink starts
-    double server_time_s; ///< server computation of the device's round, once a server is free
+    uint32_t first_step; ///< index of the device's first PlanStep
+    uint32_t step_count; ///< how many PlanSteps the device's round has, in order from first_step
 };
-static_assert(sizeof(PlanRecord) == 48, "PlanRecord size");
+static_assert(sizeof(PlanRecord) == 24, "PlanRecord size");
 static_assert(offsetof(PlanRecord, device_id) == 0, "PlanRecord.device_id");
 static_assert(offsetof(PlanRecord, scheduled) == 4, "PlanRecord.scheduled");
 static_assert(offsetof(PlanRecord, bandwidth_share) == 8, "PlanRecord.bandwidth_share");
-static_assert(offsetof(PlanRecord, uplink_bytes) == 16, "PlanRecord.uplink_bytes");
-static_assert(offsetof(PlanRecord, downlink_bytes) == 24, "PlanRecord.downlink_bytes");
-static_assert(offsetof(PlanRecord, compute_time_s) == 32, "PlanRecord.compute_time_s");
-static_assert(offsetof(PlanRecord, server_time_s) == 40, "PlanRecord.server_time_s");
+static_assert(offsetof(PlanRecord, first_step) == 16, "PlanRecord.first_step");
+static_assert(offsetof(PlanRecord, step_count) == 20, "PlanRecord.step_count");
+
+/// One step of one device's round: a computation or a message (STEP_* kinds).
+struct PlanStep
+{
+    uint32_t device_id; ///< the device whose round the step belongs to
+    uint32_t kind; ///< one of STEP_*
+    uint32_t local_step; ///< local training step it belongs to, 1..tau (0: the round's opening, closing)
+    uint32_t index; ///< position in the device's sequence, from 0
+    uint64_t bytes; ///< message payload (messages only)
+    double seconds; ///< computation time (computations only)
+};
+static_assert(sizeof(PlanStep) == 32, "PlanStep size");
+static_assert(offsetof(PlanStep, device_id) == 0, "PlanStep.device_id");
+static_assert(offsetof(PlanStep, kind) == 4, "PlanStep.kind");
+static_assert(offsetof(PlanStep, local_step) == 8, "PlanStep.local_step");
+static_assert(offsetof(PlanStep, index) == 12, "PlanStep.index");
+static_assert(offsetof(PlanStep, bytes) == 16, "PlanStep.bytes");
+static_assert(offsetof(PlanStep, seconds) == 24, "PlanStep.seconds");
 
 /// Round-level part of an outcome.
 struct OutcomeHeader
 {
     uint32_t round_index; ///< round that was enacted
     uint32_t num_devices; ///< records that follow
+    uint32_t num_steps; ///< OutcomeStep records that follow, one per PlanStep, in the plan's order
     double round_start_s; ///< simulated time the round started
     double round_duration_s; ///< until the last scheduled device finished or the deadline
 };
-static_assert(sizeof(OutcomeHeader) == 24, "OutcomeHeader size");
+static_assert(sizeof(OutcomeHeader) == 32, "OutcomeHeader size");
 static_assert(offsetof(OutcomeHeader, round_index) == 0, "OutcomeHeader.round_index");
 static_assert(offsetof(OutcomeHeader, num_devices) == 4, "OutcomeHeader.num_devices");
-static_assert(offsetof(OutcomeHeader, round_start_s) == 8, "OutcomeHeader.round_start_s");
-static_assert(offsetof(OutcomeHeader, round_duration_s) == 16, "OutcomeHeader.round_duration_s");
+static_assert(offsetof(OutcomeHeader, num_steps) == 8, "OutcomeHeader.num_steps");
+static_assert(offsetof(OutcomeHeader, round_start_s) == 16, "OutcomeHeader.round_start_s");
+static_assert(offsetof(OutcomeHeader, round_duration_s) == 24, "OutcomeHeader.round_duration_s");
 
-/// What the simulated network did for one device this round.
+/// What the simulated network did for one device this round (times from the round start).
 struct OutcomeRecord
 {
     uint32_t device_id; ///< 0..K-1
     uint32_t scheduled; ///< echo of the plan
-    uint32_t deadline_met; ///< 1 if uplink and downlink both finished by the deadline
+    uint32_t deadline_met; ///< 1 if all the device's steps finished by the deadline (its update arrived)
+    uint32_t steps_completed; ///< local training steps whose every computation and message finished
+    uint32_t messages_delivered; ///< messages that fully arrived, both ways
     uint32_t packets_sent; ///< uplink packets put on the air, retransmissions included
     uint32_t packets_lost; ///< uplink packets the base station could not decode
     uint32_t retransmissions; ///< uplink retransmissions (ARQ or HARQ)
     uint64_t uplink_delivered_bytes; ///< payload bytes the server received
     uint64_t downlink_delivered_bytes; ///< payload bytes the device received
-    double uplink_delay_s; ///< first uplink byte sent to last received (NaN if unfinished)
-    double downlink_delay_s; ///< first downlink byte sent to last received (NaN if unfinished)
-    double completion_time_s; ///< from round start to the end of the downlink (NaN if unfinished)
+    double uplink_transfer_s; ///< time some uplink message was sent and not yet fully arrived
+    double downlink_transfer_s; ///< time some downlink message was in transfer
+    double device_compute_s; ///< time the device computed
+    double server_compute_s; ///< time an accelerator computed for the device
+    double server_wait_s; ///< time the device's requests queued for an accelerator (NaN: none made)
+    double completion_time_s; ///< from round start to the end of its last step (NaN if unfinished)
     double airtime_s; ///< time the device's transmitter was on
     double tx_energy_j; ///< radiated transmit energy of the device
     double mean_sinr_db; ///< mean SINR of the device's uplink packets at the base station
-    double server_wait_s; ///< time the device's request queued for a free server (NaN if never)
     double granted_share; ///< mean fraction of the uplink band the radio granted when it sent
 };
-static_assert(sizeof(OutcomeRecord) == 104, "OutcomeRecord size");
+static_assert(sizeof(OutcomeRecord) == 128, "OutcomeRecord size");
 static_assert(offsetof(OutcomeRecord, device_id) == 0, "OutcomeRecord.device_id");
 static_assert(offsetof(OutcomeRecord, scheduled) == 4, "OutcomeRecord.scheduled");
 static_assert(offsetof(OutcomeRecord, deadline_met) == 8, "OutcomeRecord.deadline_met");
-static_assert(offsetof(OutcomeRecord, packets_sent) == 12, "OutcomeRecord.packets_sent");
-static_assert(offsetof(OutcomeRecord, packets_lost) == 16, "OutcomeRecord.packets_lost");
-static_assert(offsetof(OutcomeRecord, retransmissions) == 20, "OutcomeRecord.retransmissions");
-static_assert(offsetof(OutcomeRecord, uplink_delivered_bytes) == 24, "OutcomeRecord.uplink_delivered_bytes");
-static_assert(offsetof(OutcomeRecord, downlink_delivered_bytes) == 32, "OutcomeRecord.downlink_delivered_bytes");
-static_assert(offsetof(OutcomeRecord, uplink_delay_s) == 40, "OutcomeRecord.uplink_delay_s");
-static_assert(offsetof(OutcomeRecord, downlink_delay_s) == 48, "OutcomeRecord.downlink_delay_s");
-static_assert(offsetof(OutcomeRecord, completion_time_s) == 56, "OutcomeRecord.completion_time_s");
-static_assert(offsetof(OutcomeRecord, airtime_s) == 64, "OutcomeRecord.airtime_s");
-static_assert(offsetof(OutcomeRecord, tx_energy_j) == 72, "OutcomeRecord.tx_energy_j");
-static_assert(offsetof(OutcomeRecord, mean_sinr_db) == 80, "OutcomeRecord.mean_sinr_db");
-static_assert(offsetof(OutcomeRecord, server_wait_s) == 88, "OutcomeRecord.server_wait_s");
-static_assert(offsetof(OutcomeRecord, granted_share) == 96, "OutcomeRecord.granted_share");
+static_assert(offsetof(OutcomeRecord, steps_completed) == 12, "OutcomeRecord.steps_completed");
+static_assert(offsetof(OutcomeRecord, messages_delivered) == 16, "OutcomeRecord.messages_delivered");
+static_assert(offsetof(OutcomeRecord, packets_sent) == 20, "OutcomeRecord.packets_sent");
+static_assert(offsetof(OutcomeRecord, packets_lost) == 24, "OutcomeRecord.packets_lost");
+static_assert(offsetof(OutcomeRecord, retransmissions) == 28, "OutcomeRecord.retransmissions");
+static_assert(offsetof(OutcomeRecord, uplink_delivered_bytes) == 32, "OutcomeRecord.uplink_delivered_bytes");
+static_assert(offsetof(OutcomeRecord, downlink_delivered_bytes) == 40, "OutcomeRecord.downlink_delivered_bytes");
+static_assert(offsetof(OutcomeRecord, uplink_transfer_s) == 48, "OutcomeRecord.uplink_transfer_s");
+static_assert(offsetof(OutcomeRecord, downlink_transfer_s) == 56, "OutcomeRecord.downlink_transfer_s");
+static_assert(offsetof(OutcomeRecord, device_compute_s) == 64, "OutcomeRecord.device_compute_s");
+static_assert(offsetof(OutcomeRecord, server_compute_s) == 72, "OutcomeRecord.server_compute_s");
+static_assert(offsetof(OutcomeRecord, server_wait_s) == 80, "OutcomeRecord.server_wait_s");
+static_assert(offsetof(OutcomeRecord, completion_time_s) == 88, "OutcomeRecord.completion_time_s");
+static_assert(offsetof(OutcomeRecord, airtime_s) == 96, "OutcomeRecord.airtime_s");
+static_assert(offsetof(OutcomeRecord, tx_energy_j) == 104, "OutcomeRecord.tx_energy_j");
+static_assert(offsetof(OutcomeRecord, mean_sinr_db) == 112, "OutcomeRecord.mean_sinr_db");
+static_assert(offsetof(OutcomeRecord, granted_share) == 120, "OutcomeRecord.granted_share");
 
-/// Byte offsets of the regions of a segment sized for max_devices devices.
+/// When one PlanStep ran (seconds from the round start; NaN: not reached before the round ended).
+struct OutcomeStep
+{
+    uint32_t device_id; ///< echo of the PlanStep
+    uint32_t index; ///< echo of the PlanStep
+    double ready_s; ///< message: handed to the radio; computation: could start (server: request made)
+    double start_s; ///< message: its direction was free of earlier messages; computation: began
+    double end_s; ///< message: fully arrived; computation: finished
+    uint64_t delivered_bytes; ///< message bytes that arrived (0 for computations)
+};
+static_assert(sizeof(OutcomeStep) == 40, "OutcomeStep size");
+static_assert(offsetof(OutcomeStep, device_id) == 0, "OutcomeStep.device_id");
+static_assert(offsetof(OutcomeStep, index) == 4, "OutcomeStep.index");
+static_assert(offsetof(OutcomeStep, ready_s) == 8, "OutcomeStep.ready_s");
+static_assert(offsetof(OutcomeStep, start_s) == 16, "OutcomeStep.start_s");
+static_assert(offsetof(OutcomeStep, end_s) == 24, "OutcomeStep.end_s");
+static_assert(offsetof(OutcomeStep, delivered_bytes) == 32, "OutcomeStep.delivered_bytes");
+
+/// Byte offsets of the regions of a segment sized for max_devices devices and max_steps steps.
 struct SegmentOffsets
 {
     std::size_t header;
@@ -201,13 +251,15 @@ struct SegmentOffsets
     std::size_t report_records;
     std::size_t plan_header;
     std::size_t plan_records;
+    std::size_t plan_steps;
     std::size_t outcome_header;
     std::size_t outcome_records;
+    std::size_t outcome_steps;
     std::size_t total;
 };
 
 inline SegmentOffsets
-ComputeOffsets(std::size_t maxDevices)
+ComputeOffsets(std::size_t maxDevices, std::size_t maxSteps)
 {
     SegmentOffsets o{};
     std::size_t pos = 0;
@@ -221,10 +273,14 @@ ComputeOffsets(std::size_t maxDevices)
     pos += sizeof(PlanHeader);
     o.plan_records = pos;
     pos += maxDevices * sizeof(PlanRecord);
+    o.plan_steps = pos;
+    pos += maxSteps * sizeof(PlanStep);
     o.outcome_header = pos;
     pos += sizeof(OutcomeHeader);
     o.outcome_records = pos;
     pos += maxDevices * sizeof(OutcomeRecord);
+    o.outcome_steps = pos;
+    pos += maxSteps * sizeof(OutcomeStep);
     o.total = pos;
     return o;
 }

@@ -5,6 +5,7 @@
 #define COSIM_RADIO_H
 
 #include "cosim-messages.h"
+#include "cosim-protocol.h"
 
 #include "ns3/mobility-model.h"
 #include "ns3/node-container.h"
@@ -80,12 +81,9 @@ class CosimRadio
     virtual std::vector<ChannelMeasurement> Measure() = 0;
 
     /// Enact one round: lay out the plan's shares, then run the round's protocol (RoundProtocol:
-    /// compute, uplink, server, downlink per scheduled device) until every scheduled device has
-    /// its downlink or the deadline passed. Fills the outcome header and one record per device.
-    virtual void Execute(const PlanHeader& plan,
-                         const PlanRecord* records,
-                         OutcomeHeader& outcome,
-                         OutcomeRecord* outcomes) = 0;
+    /// each scheduled device's steps) until every scheduled device has finished them or the
+    /// deadline passed. Fills the outcome header, one record per device and one step per plan step.
+    virtual void Execute(const PlanView& plan, const OutcomeView& outcome) = 0;
 
     /// Noise power spectral density at the base station incl. its noise figure (dBm/Hz).
     double NoisePsdDbmHz(const ScenarioParams& p) const

@@ -115,8 +115,15 @@ RunBridge(const std::string& shm, double idleTimeoutS, CosimRadio& radio, const 
                     throw std::runtime_error("the plan has " + std::to_string(plan.num_devices) +
                                              " devices, the scenario " + std::to_string(ues.GetN()));
                 }
+                if (plan.num_steps > bridge.Header().max_steps)
+                {
+                    throw std::runtime_error("the plan has " + std::to_string(plan.num_steps) +
+                                             " steps, the segment room for " +
+                                             std::to_string(bridge.Header().max_steps));
+                }
                 CheckPresent(plan, bridge.PlanRecords(), presence);
-                radio.Execute(plan, bridge.PlanRecords(), bridge.Outcome(), bridge.OutcomeRecords());
+                radio.Execute(PlanView{plan, bridge.PlanRecords(), bridge.PlanSteps()},
+                              OutcomeView{bridge.Outcome(), bridge.OutcomeRecords(), bridge.OutcomeSteps()});
                 round = plan.round_index + 1;
                 bridge.Reply(STATUS_OK);
             }
@@ -200,8 +207,16 @@ RunStandalone(uint32_t rounds, uint64_t payloadBytes, double deadlineS, const st
     std::vector<ReportRecord> reports(k);
     std::vector<PlanRecord> plan(k);
     std::vector<OutcomeRecord> outcomes(k);
+    // each device's round: its payload up, then the same down (no computation)
+    std::vector<PlanStep> steps;
+    for (uint32_t i = 0; i < k; ++i)
+    {
+        steps.push_back(PlanStep{i, STEP_UPLINK, 0, 0, payloadBytes, 0.0});
+        steps.push_back(PlanStep{i, STEP_DOWNLINK, 0, 1, payloadBytes, 0.0});
+    }
+    std::vector<OutcomeStep> outcomeSteps(steps.size());
     std::cout << "round,device_id,sim_time_s,snr_db,distance_m,x_m,y_m,scheduled,bandwidth_share,"
-                 "uplink_delivered_bytes,downlink_delivered_bytes,uplink_delay_s,downlink_delay_s,"
+                 "uplink_delivered_bytes,downlink_delivered_bytes,uplink_transfer_s,downlink_transfer_s,"
                  "completion_time_s,airtime_s,tx_energy_j,packets_sent,packets_lost,retransmissions,"
                  "mean_sinr_db,granted_share,deadline_met\n";
     for (uint32_t t = 0; t < rounds; ++t)
@@ -211,11 +226,12 @@ RunStandalone(uint32_t rounds, uint64_t payloadBytes, double deadlineS, const st
         for (uint32_t i = 0; i < k; ++i)
         {
             bool go = shares[i] > 0 && reports[i].present;
-            plan[i] = PlanRecord{i, go ? 1u : 0u, shares[i], payloadBytes, payloadBytes, 0.0, 0.0};
+            plan[i] = PlanRecord{i, go ? 1u : 0u, shares[i], 2 * i, 2};
         }
-        PlanHeader ph{t, k, deadlineS, 1};
+        PlanHeader ph{t, k, static_cast<uint32_t>(steps.size()), deadlineS, 1};
         OutcomeHeader oh{};
-        radio.Execute(ph, plan.data(), oh, outcomes.data());
+        radio.Execute(PlanView{ph, plan.data(), steps.data()},
+                      OutcomeView{oh, outcomes.data(), outcomeSteps.data()});
         for (uint32_t i = 0; i < k; ++i)
         {
             const auto& o = outcomes[i];
@@ -223,8 +239,8 @@ RunStandalone(uint32_t rounds, uint64_t payloadBytes, double deadlineS, const st
             std::cout << t << ',' << i << ',' << rh.sim_time_s << ',' << r.snr_db << ','
                       << r.distance_m << ',' << r.x_m << ',' << r.y_m << ',' << o.scheduled << ','
                       << plan[i].bandwidth_share << ',' << o.uplink_delivered_bytes << ','
-                      << o.downlink_delivered_bytes << ',' << o.uplink_delay_s << ','
-                      << o.downlink_delay_s << ',' << o.completion_time_s << ',' << o.airtime_s
+                      << o.downlink_delivered_bytes << ',' << o.uplink_transfer_s << ','
+                      << o.downlink_transfer_s << ',' << o.completion_time_s << ',' << o.airtime_s
                       << ',' << o.tx_energy_j << ',' << o.packets_sent << ',' << o.packets_lost
                       << ',' << o.retransmissions << ',' << o.mean_sinr_db << ','
                       << o.granted_share << ',' << o.deadline_met << '\n';

@@ -17,19 +17,26 @@ EdgeServer::Reset(uint32_t count)
     {
         throw std::runtime_error("the plan gives the server no accelerator (server_count 0)");
     }
+    m_count = count;
+    Clear();
+}
+
+void
+EdgeServer::Clear()
+{
     for (EventId& e : m_running)
     {
         e.Cancel();
     }
     m_running.clear();
     m_queue.clear();
-    m_free = count;
+    m_free = m_count;
 }
 
 void
-EdgeServer::Submit(Time work, Done done)
+EdgeServer::Submit(Time work, Started started, Done done)
 {
-    Request request{work, Simulator::Now(), std::move(done)};
+    Request request{work, Simulator::Now(), std::move(started), std::move(done)};
     if (m_free > 0)
     {
         Start(std::move(request));
@@ -44,13 +51,12 @@ void
 EdgeServer::Start(Request request)
 {
     --m_free;
-    Time wait = Simulator::Now() - request.arrived;
-    m_running.push_back(
-        Simulator::Schedule(request.work, &EdgeServer::Finished, this, std::move(request.done), wait));
+    m_running.push_back(Simulator::Schedule(request.work, &EdgeServer::Finished, this, std::move(request.done)));
+    request.started(Simulator::Now() - request.arrived);
 }
 
 void
-EdgeServer::Finished(Done done, Time wait)
+EdgeServer::Finished(Done done)
 {
     ++m_free;
     if (!m_queue.empty())
@@ -59,7 +65,7 @@ EdgeServer::Finished(Done done, Time wait)
         m_queue.pop_front();
         Start(std::move(next));
     }
-    done(wait);
+    done();
 }
 
 } // namespace cosim

@@ -70,7 +70,8 @@ SpectralEfficiency(const ScenarioParams& p, double snr)
     return std::isfinite(se) ? std::clamp(se, kMinSe, cap) : kMinSe;
 }
 
-/// One direction of one device's payload in the current round.
+/// One direction of one device's messages in the current round, carried one after the other: a
+/// message's packets go when the one before it has fully arrived (link-layer ARQ per message).
 struct Transfer
 {
     FdmaSignal::Kind kind{FdmaSignal::UPLINK};
@@ -82,20 +83,24 @@ struct Transfer
     uint32_t hi{0};
     double se{0};    ///< spectral efficiency of the next packet
     double width{0}; ///< Hz of the transfer's run of bins
+    // the message under way
     uint64_t total{0};
     uint64_t handedOut{0}; ///< fresh bytes put into packets so far
     uint64_t delivered{0};
     std::deque<uint32_t> retx; ///< sizes of lost packets waiting to be sent again
+    bool active{false};        ///< a message is under way
+    std::function<void()> onDelivered; ///< the protocol's, called when its last byte arrived
+    std::deque<std::pair<uint64_t, std::function<void()>>> queued; ///< messages behind it
+    // the round so far
     bool busy{false};
-    bool done{false};
     Time txStart;
+    uint64_t receivedBytes{0};
     uint32_t sent{0};
     uint32_t lost{0};
     uint32_t retransmissions{0};
     double airtimeS{0};
     double sinrDbSum{0};
     uint32_t received{0};
-    std::function<void()> onDelivered; ///< the protocol's, called when the last byte arrived
 };
 
 class IdealFdmaRadio : public CosimRadio, private Carrier
@@ -103,10 +108,7 @@ class IdealFdmaRadio : public CosimRadio, private Carrier
   public:
     void Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues) override;
     std::vector<ChannelMeasurement> Measure() override;
-    void Execute(const PlanHeader& plan,
-                 const PlanRecord* records,
-                 OutcomeHeader& outcome,
-                 OutcomeRecord* outcomes) override;
+    void Execute(const PlanView& plan, const OutcomeView& outcome) override;
 
   private:
     struct Device
@@ -122,10 +124,12 @@ class IdealFdmaRadio : public CosimRadio, private Carrier
     void Sound(uint32_t k);
     void OnRx(Ptr<const FdmaSignal> s, double sinr, double rxPowerW);
     void Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered) override;
+    uint64_t Received(uint32_t k, Direction dir) const override;
+    /// Starts the next queued message unless one is under way.
+    void Next(Transfer& t);
     /// Puts the next packet (a retransmission first) on the air unless the transmitter is busy.
     void Pump(Transfer& t);
     void TxEnd(uint64_t epoch, Transfer* t);
-    void Finish(Transfer& t);
     Ptr<SpectrumValue> FlatPsd(uint32_t lo, uint32_t hi, double powerW) const;
 
     ScenarioParams m_p;
@@ -284,10 +288,7 @@ IdealFdmaRadio::Sound(uint32_t k)
 }
 
 void
-IdealFdmaRadio::Execute(const PlanHeader& plan,
-                        const PlanRecord* records,
-                        OutcomeHeader& outcome,
-                        OutcomeRecord* outcomes)
+IdealFdmaRadio::Execute(const PlanView& plan, const OutcomeView& outcome)
 {
     uint32_t n = m_dev.size();
     if (!m_measured)
@@ -296,7 +297,7 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
     }
     NewEpoch();
     Time start = Simulator::Now();
-    std::vector<const PlanRecord*> byId = RecordsById(plan, records, n);
+    std::vector<const PlanRecord*> byId = RecordsById(plan, n);
 
     double ueTxW = DbmToW(m_p.ueTxPowerDbm);
     double bsTxW = DbmToW(m_p.bsTxPowerDbm);
@@ -374,10 +375,11 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
     m_protocol.Stop();
     Time end = Simulator::Now();
 
-    outcome.round_index = plan.round_index;
-    outcome.num_devices = n;
-    outcome.round_start_s = start.GetSeconds();
-    outcome.round_duration_s = (end - start).GetSeconds();
+    outcome.header.round_index = plan.header.round_index;
+    outcome.header.num_devices = n;
+    outcome.header.num_steps = plan.header.num_steps;
+    outcome.header.round_start_s = start.GetSeconds();
+    outcome.header.round_duration_s = (end - start).GetSeconds();
     for (uint32_t k = 0; k < n; ++k)
     {
         Device& d = m_dev[k];
@@ -386,24 +388,21 @@ IdealFdmaRadio::Execute(const PlanHeader& plan,
         {
             up.airtimeS += (end - up.txStart).GetSeconds(); // cut off by the deadline
         }
-        OutcomeRecord& o = outcomes[k];
+        OutcomeRecord& o = outcome.records[k];
         o = OutcomeRecord{};
         o.device_id = k;
         o.scheduled = d.scheduled;
-        const DeviceTiming& timing = m_protocol.Timing(k);
-        o.deadline_met = timing.Done();
+        o.completion_time_s = o.server_wait_s = kNaN;
+        if (d.scheduled)
+        {
+            m_protocol.Report(k, start, o, outcome.steps + byId[k]->first_step);
+        }
         o.packets_sent = up.sent;
         o.packets_lost = up.lost;
         o.retransmissions = up.retransmissions;
-        o.uplink_delivered_bytes = up.delivered;
-        o.downlink_delivered_bytes = d.down.delivered;
-        o.uplink_delay_s = SpanS(timing.uplinkStart, timing.uplinkEnd); // NaN while unfinished
-        o.downlink_delay_s = SpanS(timing.downlinkStart, timing.downlinkEnd);
-        o.completion_time_s = SpanS(start, timing.downlinkEnd);
         o.airtime_s = up.airtimeS;
         o.tx_energy_j = ueTxW * up.airtimeS;
         o.mean_sinr_db = up.received > 0 ? up.sinrDbSum / up.received : kNaN;
-        o.server_wait_s = timing.serverWait ? timing.serverWait->GetSeconds() : kNaN;
         o.granted_share = d.scheduled ? double(up.hi - up.lo) / m_bins : 0.0;
     }
 }
@@ -412,20 +411,41 @@ void
 IdealFdmaRadio::Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered)
 {
     Transfer& t = dir == Direction::UPLINK ? m_dev[k].up : m_dev[k].down;
-    t.total = bytes;
-    t.onDelivered = std::move(delivered);
-    if (t.total == 0)
+    t.queued.emplace_back(bytes, std::move(delivered));
+    Next(t);
+}
+
+uint64_t
+IdealFdmaRadio::Received(uint32_t k, Direction dir) const
+{
+    const Device& d = m_dev.at(k);
+    return (dir == Direction::UPLINK ? d.up : d.down).receivedBytes;
+}
+
+void
+IdealFdmaRadio::Next(Transfer& t)
+{
+    while (!t.active && !t.queued.empty())
     {
-        Finish(t);
-        return;
+        auto [bytes, delivered] = std::move(t.queued.front());
+        t.queued.pop_front();
+        if (bytes == 0)
+        {
+            delivered();
+            continue;
+        }
+        t.total = bytes;
+        t.handedOut = t.delivered = 0;
+        t.active = true;
+        t.onDelivered = std::move(delivered);
+        Pump(t);
     }
-    Pump(t);
 }
 
 void
 IdealFdmaRadio::Pump(Transfer& t)
 {
-    if (t.busy || t.done)
+    if (t.busy || !t.active)
     {
         return;
     }
@@ -492,9 +512,13 @@ IdealFdmaRadio::OnRx(Ptr<const FdmaSignal> s, double sinr, double rxPowerW)
     if (std::log2(1.0 + sinr) >= s->se)
     {
         t.delivered += s->bytes;
+        t.receivedBytes += s->bytes;
         if (t.delivered == t.total)
         {
-            Finish(t);
+            t.active = false;
+            auto delivered = std::move(t.onDelivered);
+            delivered();
+            Next(t);
         }
     }
     else
@@ -503,13 +527,6 @@ IdealFdmaRadio::OnRx(Ptr<const FdmaSignal> s, double sinr, double rxPowerW)
         t.retx.push_back(s->bytes);
         Pump(t);
     }
-}
-
-void
-IdealFdmaRadio::Finish(Transfer& t)
-{
-    t.done = true;
-    t.onDelivered();
 }
 
 } // namespace

@@ -5,8 +5,9 @@
 // the scenario's own chain (MakePropagationLoss), evaluated at params.frequencyHz, so both radios
 // see the same channel. It is the only loss model on the LTE spectrum channels (see ChainLoss).
 //
-// Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Transfers are
-// TCP over RLC AM, with HARQ in both directions (--lteHarq); RLC AM recovers what HARQ gives up.
+// Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Each device's
+// messages travel on two TCP connections per round, one per direction, opened by its first message
+// that way, over RLC AM, with HARQ in both directions (--lteHarq); RLC AM recovers what HARQ gives up.
 #include "cosim-protocol.h"
 #include "cosim-radio.h"
 #include "lte-share-scheduler.h"
@@ -19,6 +20,7 @@
 #include "ns3/point-to-point-module.h"
 
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -89,16 +91,33 @@ ResourceBlocks(double bandwidthHz)
                              "20e6 Hz (6..100 resource blocks), not " + std::to_string(bandwidthHz));
 }
 
-/// One reliable transfer of a fixed number of payload bytes over TCP.
-struct Transfer
+/// One direction of a device's round: a TCP connection, opened for the first message and kept
+/// for the round as a client's would be, carrying the messages one after the other on its stream.
+struct Stream
 {
-    uint64_t total{0};
-    uint64_t sent{0};
-    uint64_t received{0};
-    bool arrived{false}; ///< the receiver has every byte
+    uint64_t total{0};    ///< bytes of every message handed over so far
+    uint64_t sent{0};     ///< bytes given to the socket
+    uint64_t received{0}; ///< bytes the receiver has read
+    std::deque<std::pair<uint64_t, std::function<void()>>> waiting; ///< (end in the stream, delivered)
     Ptr<Socket> listener;
     Ptr<Socket> rx;
     Ptr<Socket> tx;
+
+    bool Arrived() const
+    {
+        return received >= total;
+    }
+
+    /// Reports every message whose last byte is in.
+    void Deliver()
+    {
+        while (!waiting.empty() && waiting.front().first <= received)
+        {
+            auto delivered = std::move(waiting.front().second);
+            waiting.pop_front();
+            delivered();
+        }
+    }
 };
 
 /// ns-3 has no public TCP abort: Close() goes on sending what is buffered, so a transfer cut by
@@ -130,26 +149,25 @@ class LteRadio : public CosimRadio, private Carrier
     void Install(const ScenarioParams& params, NodeContainer bs, NodeContainer ues) override;
     Time WarmUp() const override;
     std::vector<ChannelMeasurement> Measure() override;
-    void Execute(const PlanHeader& plan,
-                 const PlanRecord* records,
-                 OutcomeHeader& outcome,
-                 OutcomeRecord* outcomes) override;
+    void Execute(const PlanView& plan, const OutcomeView& outcome) override;
 
   private:
-    /// A device's transfers of the running round (none before the protocol asks for them).
+    /// A device's streams of the running round (none before its first message that way).
     struct Device
     {
-        std::shared_ptr<Transfer> up;
-        std::shared_ptr<Transfer> down;
+        std::shared_ptr<Stream> up;
+        std::shared_ptr<Stream> down;
     };
 
     void Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered) override;
+    uint64_t Received(uint32_t k, Direction dir) const override;
 
     std::vector<uint16_t> Rntis() const;
-    void Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std::function<void()> done);
-    void Connect(std::shared_ptr<Transfer> t, Ptr<Node> node, Ipv4Address to, uint16_t port);
-    static void Pump(std::shared_ptr<Transfer> t);
-    static void Close(Transfer& t);
+    std::shared_ptr<Stream> Open(uint32_t k, Direction dir);
+    static void Listen(std::shared_ptr<Stream> t, Ptr<Node> node, uint16_t port);
+    static void Connect(std::shared_ptr<Stream> t, Ptr<Node> node, Ipv4Address to, uint16_t port);
+    static void Pump(std::shared_ptr<Stream> t);
+    static void Close(Stream& t);
     uint16_t NextPort();
 
     void OnSrsSinr(uint16_t cellId, uint16_t rnti, double sinrLinear, uint8_t ccId);
@@ -398,21 +416,17 @@ LteRadio::NextPort()
 }
 
 void
-LteRadio::Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std::function<void()> done)
+LteRadio::Listen(std::shared_ptr<Stream> t, Ptr<Node> node, uint16_t port)
 {
     t->listener = Socket::CreateSocket(node, TcpSocketFactory::GetTypeId());
     t->listener->Bind(InetSocketAddress(Ipv4Address::GetAny(), port));
     t->listener->Listen();
-    auto onRecv = [t, done](Ptr<Socket> s) {
+    auto onRecv = [t](Ptr<Socket> s) {
         while (Ptr<Packet> p = s->Recv())
         {
             t->received += p->GetSize();
         }
-        if (t->received >= t->total && !t->arrived)
-        {
-            t->arrived = true;
-            done();
-        }
+        t->Deliver();
     };
     t->listener->SetAcceptCallback(MakeNullCallback<bool, Ptr<Socket>, const Address&>(),
                                    Callback<void, Ptr<Socket>, const Address&>(
@@ -423,7 +437,7 @@ LteRadio::Listen(std::shared_ptr<Transfer> t, Ptr<Node> node, uint16_t port, std
 }
 
 void
-LteRadio::Connect(std::shared_ptr<Transfer> t, Ptr<Node> node, Ipv4Address to, uint16_t port)
+LteRadio::Connect(std::shared_ptr<Stream> t, Ptr<Node> node, Ipv4Address to, uint16_t port)
 {
     t->tx = Socket::CreateSocket(node, TcpSocketFactory::GetTypeId());
     t->tx->Bind();
@@ -434,7 +448,7 @@ LteRadio::Connect(std::shared_ptr<Transfer> t, Ptr<Node> node, Ipv4Address to, u
 }
 
 void
-LteRadio::Pump(std::shared_ptr<Transfer> t)
+LteRadio::Pump(std::shared_ptr<Stream> t)
 {
     while (t->sent < t->total)
     {
@@ -446,14 +460,14 @@ LteRadio::Pump(std::shared_ptr<Transfer> t)
         int sent = t->tx->Send(Create<Packet>(n));
         if (sent <= 0)
         {
-            return;
+            return; // not connected yet: the connect callback pumps
         }
         t->sent += sent;
     }
 }
 
 void
-LteRadio::Close(Transfer& t)
+LteRadio::Close(Stream& t)
 {
     if (t.listener)
     {
@@ -471,42 +485,57 @@ LteRadio::Close(Transfer& t)
         t.tx->SetConnectCallback(MakeNullCallback<void, Ptr<Socket>>(),
                                  MakeNullCallback<void, Ptr<Socket>>());
         t.tx->SetSendCallback(MakeNullCallback<void, Ptr<Socket>, uint32_t>());
-        if (!t.arrived)
+        if (!t.Arrived())
         {
             TcpAbort::Abort(t.tx);
         }
         t.tx->Close();
     }
+    t.waiting.clear();
+}
+
+std::shared_ptr<Stream>
+LteRadio::Open(uint32_t k, Direction dir)
+{
+    const bool up = dir == Direction::UPLINK;
+    std::shared_ptr<Stream>& t = up ? m_devices[k].up : m_devices[k].down;
+    if (!t)
+    {
+        t = std::make_shared<Stream>();
+        uint16_t port = NextPort();
+        Listen(t, up ? m_server : m_ues.Get(k), port);
+        Connect(t, up ? m_ues.Get(k) : m_server, up ? m_serverAddress : m_ueAddresses[k], port);
+    }
+    return t;
 }
 
 void
 LteRadio::Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered)
 {
-    auto t = std::make_shared<Transfer>();
-    t->total = bytes;
-    (dir == Direction::UPLINK ? m_devices[k].up : m_devices[k].down) = t;
-    if (bytes == 0)
+    std::shared_ptr<Stream> t = Open(k, dir);
+    t->total += bytes;
+    t->waiting.emplace_back(t->total, std::move(delivered));
+    t->Deliver(); // an empty message behind arrived ones is in at once
+    if (bytes > 0 && t->tx->GetTxAvailable() > 0)
     {
-        t->arrived = true;
-        delivered();
-        return;
+        Pump(t);
     }
-    const bool up = dir == Direction::UPLINK;
-    uint16_t port = NextPort();
-    Listen(t, up ? m_server : m_ues.Get(k), port, std::move(delivered));
-    Connect(t, up ? m_ues.Get(k) : m_server, up ? m_serverAddress : m_ueAddresses[k], port);
+}
+
+uint64_t
+LteRadio::Received(uint32_t k, Direction dir) const
+{
+    const std::shared_ptr<Stream>& t = dir == Direction::UPLINK ? m_devices.at(k).up : m_devices.at(k).down;
+    return t ? std::min(t->received, t->total) : 0;
 }
 
 void
-LteRadio::Execute(const PlanHeader& plan,
-                  const PlanRecord* records,
-                  OutcomeHeader& outcome,
-                  OutcomeRecord* outcomes)
+LteRadio::Execute(const PlanView& plan, const OutcomeView& outcome)
 {
     const uint32_t k = m_ues.GetN();
     const Time start = Simulator::Now();
     const double startS = start.GetSeconds();
-    std::vector<const PlanRecord*> byId = RecordsById(plan, records, k);
+    std::vector<const PlanRecord*> byId = RecordsById(plan, k);
     std::vector<uint16_t> rntis = Rntis();
     std::vector<std::pair<uint16_t, double>> shares;
     for (uint32_t i = 0; i < k; ++i)
@@ -527,37 +556,32 @@ LteRadio::Execute(const PlanHeader& plan,
     m_protocol.Stop();
     const double endS = Simulator::Now().GetSeconds();
 
-    outcome.round_index = plan.round_index;
-    outcome.num_devices = k;
-    outcome.round_start_s = startS;
-    outcome.round_duration_s = endS - startS;
+    outcome.header.round_index = plan.header.round_index;
+    outcome.header.num_devices = k;
+    outcome.header.num_steps = plan.header.num_steps;
+    outcome.header.round_start_s = startS;
+    outcome.header.round_duration_s = endS - startS;
     const double txPowerW = std::pow(10, (m_params.ueTxPowerDbm - 30) / 10);
     for (uint32_t i = 0; i < k; ++i)
     {
-        OutcomeRecord& o = outcomes[i];
+        OutcomeRecord& o = outcome.records[i];
         o = OutcomeRecord{};
         o.device_id = i;
-        o.uplink_delay_s = o.downlink_delay_s = o.completion_time_s = NaN;
+        o.completion_time_s = o.server_wait_s = NaN;
         if (!byId[i] || !byId[i]->scheduled)
         {
             continue;
         }
-        const DeviceTiming& timing = m_protocol.Timing(i);
         const UlStats& s = m_ulStats[rntis[i]];
         o.scheduled = 1;
-        for (const auto& [t, delivered] : {std::pair{m_devices[i].up, &o.uplink_delivered_bytes},
-                                           std::pair{m_devices[i].down, &o.downlink_delivered_bytes}})
+        m_protocol.Report(i, start, o, outcome.steps + byId[i]->first_step);
+        for (const auto& t : {m_devices[i].up, m_devices[i].down})
         {
             if (t)
             {
-                *delivered = std::min(t->received, t->total);
                 Close(*t);
             }
         }
-        o.uplink_delay_s = SpanS(timing.uplinkStart, timing.uplinkEnd); // NaN while unfinished
-        o.downlink_delay_s = SpanS(timing.downlinkStart, timing.downlinkEnd);
-        o.completion_time_s = SpanS(start, timing.downlinkEnd);
-        o.deadline_met = timing.Done() ? 1 : 0;
         o.airtime_s = s.tbs * TTI_S; // one uplink TB per TTI
         // at the power of its grants: --ueTxPower unless power control lowers it
         const auto& [powerSum, powered] = m_ulPowerW[rntis[i]];
@@ -566,7 +590,6 @@ LteRadio::Execute(const PlanHeader& plan,
         o.packets_lost = s.lost;
         o.retransmissions = s.lost; // every lost TB is sent again, by HARQ or (when it gives up) RLC AM
         o.mean_sinr_db = s.tbs ? s.sinrDbSum / s.tbs : NaN;
-        o.server_wait_s = timing.serverWait ? timing.serverWait->GetSeconds() : NaN;
         const auto& [rbs, grants] = m_ulRbs[rntis[i]];
         o.granted_share = grants ? double(rbs) / grants / m_numRb : 0.0;
     }
@@ -590,6 +613,11 @@ SetLteDefaults()
     Config::SetDefault("ns3::TcpSocket::SndBufSize", UintegerValue(256 * 1024));
     Config::SetDefault("ns3::TcpSocket::RcvBufSize", UintegerValue(256 * 1024));
     Config::SetDefault("ns3::TcpSocketBase::MinRto", TimeValue(MilliSeconds(200))); // as Linux
+    // delayed ACKs wait at most 40 ms, Linux's floor (TCP_ATO_MIN): at ns-3's 200 ms, the RTO floor,
+    // a lone segment's ACK and its retransmission timer expire together, and a connection that
+    // resumes after an idle spell (the server computing between two messages) falls back to one
+    // segment per timeout and never recovers
+    Config::SetDefault("ns3::TcpSocket::DelAckTimeout", TimeValue(MilliSeconds(40)));
     // t-Reordering above HARQ's longest delay (three retransmissions, 7 ms apart), as 3GPP
     // configurations choose it: a block HARQ is still resending is not reported missing
     Config::SetDefault("ns3::LteRlcAm::ReorderingTimer", TimeValue(MilliSeconds(35)));

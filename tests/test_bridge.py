@@ -17,7 +17,7 @@ def test_segment_is_private_unique_and_removed():
         assert a.name != b.name
         assert a.name.startswith("cosim-") and f"-{os.getpid()}-" in a.name
         assert stat.S_IMODE(os.stat(a.path).st_mode) == 0o600
-        assert os.path.getsize(a.path) == layout.SegmentLayout(4).total_bytes
+        assert os.path.getsize(a.path) == layout.SegmentLayout(4, 0).total_bytes
         assert int(a.header["magic"]) == layout.MAGIC
         assert int(a.header["python_pid"]) == os.getpid()
     assert not a.path.exists() and not b.path.exists()

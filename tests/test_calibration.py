@@ -10,6 +10,7 @@ import pytest
 
 from cosim import layout
 from cosim.calibration import RateCalibration
+from cosim.protocol import lumped_steps
 from cosim.runloop import round_plan
 from optimizer import make_policy
 from optimizer.synthetic import random_inputs
@@ -30,7 +31,7 @@ def _outcome(inputs, plan, rate_factor: np.ndarray, finished: np.ndarray) -> np.
     rec = np.zeros(inputs.devices, layout.OUTCOME_RECORD.dtype)
     rec["scheduled"] = plan.scheduled
     rec["uplink_delivered_bytes"] = np.where(finished, inputs.uplink_bytes, inputs.uplink_bytes / 2)
-    rec["uplink_delay_s"] = np.where(finished, took, np.nan)
+    rec["uplink_transfer_s"] = np.where(finished, took, np.nan)
     rec["airtime_s"] = np.where(finished, took, took / 2)
     return rec
 
@@ -69,6 +70,8 @@ def test_an_efficiency_is_a_slower_radio_for_the_scheduler():
     a, b = policy.plan(slow), make_policy("lyapunov").plan(double)
     np.testing.assert_allclose(a.predicted_delay_s, b.predicted_delay_s)
     np.testing.assert_array_equal(a.scheduled, b.scheduled)
-    np.testing.assert_array_equal(round_plan(a, slow, 1.0, 1).uplink_bytes, np.rint(inputs.uplink_bytes))
+    steps = [lumped_steps(round(up), 1000) for up in inputs.uplink_bytes]
+    np.testing.assert_array_equal(round_plan(a, slow, steps, 1.0, 1).uplink_bytes[a.scheduled],
+                                  np.rint(inputs.uplink_bytes)[a.scheduled])
     with pytest.raises(ValueError, match="rate_efficiency"):
         dataclasses.replace(inputs, rate_efficiency=0.0)

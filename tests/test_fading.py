@@ -28,8 +28,8 @@ def test_a_standing_device_meets_the_fade_its_report_measured(ns3_binary, tmp_pa
     the uplink SINR its MAC reports, where a grant is resource blocks of 180 kHz (100 in 20 MHz)."""
     cfg = fixed_cell(tmp_path, radio, [90.0, 140.0, 200.0], fading="rayleigh")
     shares = np.array([0.5, 0.3, 0.2])
-    plan = RoundPlan(0, np.ones(3, bool), shares, np.full(3, 200_000), np.full(3, 1000), np.zeros(3),
-                     deadline_s=30.0)
+    plan = RoundPlan.lumped(0, np.ones(3, bool), shares, np.full(3, 200_000), np.full(3, 1000), np.zeros(3),
+                            deadline_s=30.0)
     with Ns3Simulation(cfg) as sim:
         report = sim.channel_report()
         rec = sim.execute(plan).records
@@ -73,8 +73,8 @@ def fading_pairs(sim: Ns3Simulation, devices: int, lag_s: float, measuring_s: fl
     def wait(t: int, seconds: float) -> None:  # a round of nothing but one device's computing
         scheduled = np.zeros(devices, bool)
         scheduled[0] = True
-        sim.execute(RoundPlan(t, scheduled, scheduled * 1.0, np.zeros(devices), np.zeros(devices),
-                              np.full(devices, seconds), deadline_s=seconds + 1.0))
+        sim.execute(RoundPlan.lumped(t, scheduled, scheduled * 1.0, np.zeros(devices), np.zeros(devices),
+                                     np.full(devices, seconds), deadline_s=seconds + 1.0))
 
     def gains(report) -> np.ndarray:
         rec = report.records

@@ -26,12 +26,13 @@ def test_prelude_is_stable():
 
 
 def test_regions_do_not_overlap_and_are_aligned():
-    seg = layout.SegmentLayout(max_devices=7)
+    seg = layout.SegmentLayout(max_devices=7, max_steps=30)
     offsets = list(seg.offsets.values())
     assert offsets == sorted(offsets)
     assert all(o % 8 == 0 for o in offsets)
-    last = seg.offsets["outcome_records"]
-    assert seg.total_bytes == last + 7 * layout.OUTCOME_RECORD.dtype.itemsize
+    assert seg.offsets["plan_steps"] == seg.offsets["plan_records"] + 7 * layout.PLAN_RECORD.dtype.itemsize
+    last = seg.offsets["outcome_steps"]
+    assert seg.total_bytes == last + 30 * layout.OUTCOME_STEP.dtype.itemsize
 
 
 def test_check_mode_detects_a_stale_header(tmp_path, monkeypatch):

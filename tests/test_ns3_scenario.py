@@ -26,8 +26,8 @@ def one_device_plan(k: int, share: float, payload: int, deadline_s: float = 20.0
     scheduled = np.zeros(k, bool)
     scheduled[0] = True
     shares = np.where(scheduled, share, 0.0)
-    return RoundPlan(0, scheduled, shares, np.full(k, payload), np.full(k, payload // 10),
-                     np.zeros(k), deadline_s)
+    return RoundPlan.lumped(0, scheduled, shares, np.full(k, payload), np.full(k, payload // 10),
+                            np.zeros(k), deadline_s)
 
 
 @pytest.mark.parametrize("radio", RADIOS)
@@ -40,7 +40,7 @@ def test_larger_share_gives_shorter_uplink(ns3_binary, tmp_path, radio):
             out = sim.execute(one_device_plan(2, share, 400_000))
         rec = out.records[0]
         assert rec["uplink_delivered_bytes"] == 400_000 and rec["deadline_met"] == 1
-        delays[share] = rec["uplink_delay_s"]
+        delays[share] = rec["uplink_transfer_s"]
     assert delays[0.6] < 0.75 * delays[0.2], delays
 
 
@@ -118,8 +118,8 @@ def test_malformed_trace_names_file_line_and_reason(ns3_binary, tmp_path):
 @pytest.mark.parametrize("radio", RADIOS)
 def test_round_cut_by_deadline_does_not_spill_into_the_next(ns3_binary, tmp_path, radio):
     cfg = fixed_cell(tmp_path, radio, [100.0])
-    plan = RoundPlan(0, np.array([True]), np.array([1.0]), np.array([20_000_000]),
-                     np.array([1000]), np.zeros(1), deadline_s=0.3)
+    plan = RoundPlan.lumped(0, np.array([True]), np.array([1.0]), np.array([20_000_000]),
+                            np.array([1000]), np.zeros(1), deadline_s=0.3)
     with Ns3Simulation(cfg) as sim:
         sim.channel_report()
         first = sim.execute(plan).records[0]
@@ -174,12 +174,12 @@ def test_ideal_fdma_splits_the_downlink_equally_whatever_the_uplink_shares(ns3_b
     """The plan's shares are the uplink's; two devices at the same distance then get the same
     downlink rate (each owns 1/K of the downlink band) although their uplink shares are 9:1."""
     cfg = fixed_cell(tmp_path, "ideal-fdma", [100.0, 100.0])
-    plan = RoundPlan(0, np.array([True, True]), np.array([0.9, 0.1]), np.full(2, 200_000),
-                     np.full(2, 2_000_000), np.zeros(2), deadline_s=30.0)
+    plan = RoundPlan.lumped(0, np.array([True, True]), np.array([0.9, 0.1]), np.full(2, 200_000),
+                            np.full(2, 2_000_000), np.zeros(2), deadline_s=30.0)
     with Ns3Simulation(cfg) as sim:
         sim.channel_report()
         rec = sim.execute(plan).records
-    up, down = rec["uplink_delay_s"], rec["downlink_delay_s"]
+    up, down = rec["uplink_transfer_s"], rec["downlink_transfer_s"]
     assert up[1] > 5 * up[0]  # the uplink follows the shares
     assert down[1] == pytest.approx(down[0], rel=0.05)
 
@@ -189,11 +189,11 @@ def test_ideal_fdma_gives_a_narrow_share_the_band_it_asked_for(ns3_binary, tmp_p
     nearly equal rates (rounding each down to 1/200 of the band made them differ by a fifth)."""
     cfg = fixed_cell(tmp_path, "ideal-fdma", [100.0, 100.0])
     shares = np.array([0.0295, 0.0305])
-    plan = RoundPlan(0, np.array([True, True]), shares, np.full(2, 500_000), np.full(2, 1000),
-                     np.zeros(2), deadline_s=60.0)
+    plan = RoundPlan.lumped(0, np.array([True, True]), shares, np.full(2, 500_000), np.full(2, 1000),
+                            np.zeros(2), deadline_s=60.0)
     with Ns3Simulation(cfg) as sim:
         sim.channel_report()
-        up = sim.execute(plan).records["uplink_delay_s"]
+        up = sim.execute(plan).records["uplink_transfer_s"]
     assert up[0] / up[1] == pytest.approx(shares[1] / shares[0], rel=0.04)
 
 
@@ -222,6 +222,6 @@ def test_lte_harq_never_resends_on_a_block_a_new_round_gave_to_another_device(ns
     with Ns3Simulation(ScenarioConfig(devices=4, radio="lte", rng_run=1)) as sim:
         for t in range(4):
             sim.channel_report()
-            plan = RoundPlan(t, np.ones(4, bool), np.roll(shares, t), np.full(4, 2_000_000),
-                             np.full(4, 20_000), np.zeros(4), deadline_s=0.5)
+            plan = RoundPlan.lumped(t, np.ones(4, bool), np.roll(shares, t), np.full(4, 2_000_000),
+                                    np.full(4, 20_000), np.zeros(4), deadline_s=0.5)
             assert (sim.execute(plan).records["uplink_delivered_bytes"] > 0).all(), t

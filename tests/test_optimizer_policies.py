@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cosim.protocol import lumped_steps
 from cosim.runloop import round_plan
 from optimizer import POLICIES, make_policy
 from optimizer.synthetic import RayleighChannel, random_inputs
@@ -30,7 +31,9 @@ def test_every_policy_returns_a_feasible_plan(name):
         assert all("below" in plan.infeasible[k] for k in plan.late)
         if name != "all-equal" and not name.endswith("-k"):
             assert plan.late == []
-        round_plan(plan, inputs, inputs.deadline_s, 1)  # the simulator accepts it
+        steps = [lumped_steps(round(up), round(down)) for up, down in zip(inputs.uplink_bytes,
+                                                                          inputs.downlink_bytes, strict=True)]
+        round_plan(plan, inputs, steps, inputs.deadline_s, 1)  # the simulator accepts it
         policy.observe(plan, plan.predicted_energy_j)
 
 

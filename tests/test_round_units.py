@@ -32,8 +32,8 @@ def dbm_to_w(dbm: float) -> float:
 
 def run_round(cfg, shares, uplink_bytes, downlink_bytes):
     k = len(shares)
-    plan = RoundPlan(0, shares > 0, shares, np.full(k, uplink_bytes), np.full(k, downlink_bytes),
-                     np.zeros(k), deadline_s=60.0)
+    plan = RoundPlan.lumped(0, shares > 0, shares, np.full(k, uplink_bytes), np.full(k, downlink_bytes),
+                            np.zeros(k), deadline_s=60.0)
     with Ns3Simulation(cfg) as sim:
         report = sim.channel_report()
         outcome = sim.execute(plan)
@@ -54,8 +54,8 @@ def test_scheduler_predicts_the_ideal_fdma_round_in_a_static_cell(ns3_binary, tm
     idx = np.arange(3)
     planned_down = inputs.fixed_time_s()
     planned_up = problem.delay(idx, SHARES) - planned_down
-    assert rec["uplink_delay_s"] == pytest.approx(planned_up, rel=REL_TOL)
-    assert rec["downlink_delay_s"] == pytest.approx(planned_down, rel=REL_TOL)
+    assert rec["uplink_transfer_s"] == pytest.approx(planned_up, rel=REL_TOL)
+    assert rec["downlink_transfer_s"] == pytest.approx(planned_down, rel=REL_TOL)
     assert rec["completion_time_s"] == pytest.approx(planned_up + planned_down, rel=REL_TOL)
     # the scheduler's predicted energy is the radio's: P × the uplink's airtime
     assert rec["tx_energy_j"] == pytest.approx(problem.energy(idx, SHARES), rel=REL_TOL)
@@ -93,7 +93,7 @@ def test_ideal_fdma_downlink_part_is_one_kth_whoever_is_scheduled(ns3_binary, tm
     report, rec = run_round(cfg, shares, 50_000, 400_000)
     snr_dl_db = report.snr_db[0] + (46.0 - 23.0) - (9.0 - 5.0)  # BS power and device noise figure
     rate_bps = 20e6 / 4 * math.log2(1.0 + 10.0 ** ((snr_dl_db - 3.0) / 10.0))
-    assert rec["downlink_delay_s"][0] == pytest.approx(400_000 * 8 / rate_bps, rel=REL_TOL)
+    assert rec["downlink_transfer_s"][0] == pytest.approx(400_000 * 8 / rate_bps, rel=REL_TOL)
 
 
 @pytest.mark.parametrize("radio", RADIOS)

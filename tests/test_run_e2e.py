@@ -64,6 +64,29 @@ def test_smoke_run_writes_a_complete_run_folder(ns3_binary, tmp_path):
     assert manifest["versions"]["ns3"] and manifest["versions"]["torch"]
 
 
+def test_both_protocols_run_and_carry_the_same_bytes_in_their_own_messages(ns3_binary, tmp_path):
+    """`protocol: per-step` sends 2 + 3τ messages a device (frozen embeddings), `lumped` two; the
+    bytes each way are the learner's either way, and a delivered device finished all its steps."""
+    tau = 2
+    tables = {}
+    for protocol in ("lumped", "per-step"):
+        overrides = [f"results_dir={tmp_path / protocol}", f"protocol={protocol}",
+                     f"learning.local_steps={tau}"]
+        run = run_experiment(load_config("smoke", overrides))
+        tables[protocol] = pd.read_parquet(run.path / "devices.parquet")
+    for protocol, messages, steps in (("lumped", 2, 0), ("per-step", 2 + 3 * tau, tau)):
+        done = tables[protocol][tables[protocol].delivered]
+        assert len(done) > 0
+        assert (done.messages_delivered == messages).all() and (done.steps_completed == steps).all()
+        assert (done.uplink_delivered_bytes == done.uplink_bytes).all()
+        assert (done.downlink_delivered_bytes == done.downlink_bytes).all()
+        assert (done.uplink_transfer_s > 0).all() and (done.device_compute_s > 0).all()
+    per_device = [t[t.scheduled].groupby("device_id")[["uplink_bytes", "downlink_bytes"]].first()
+                  for t in tables.values()]
+    common = per_device[0].index.intersection(per_device[1].index)
+    pd.testing.assert_frame_equal(per_device[0].loc[common], per_device[1].loc[common])
+
+
 def _ns3_children() -> list[int]:
     """Our cosim-scenario child processes, from /proc."""
     pids = []

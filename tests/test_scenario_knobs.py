@@ -48,11 +48,11 @@ def test_a_users_ns3_attribute_wins_over_the_projects_default(ns3_binary, tmp_pa
     """TCP buffers of 3 kB (the project sets 256 kB) cap the LTE uplink at a few segments per RTT."""
     def uplink_s(**kw):
         cfg = fixed_cell(tmp_path, "lte", [100.0], **kw)
-        plan = RoundPlan(0, np.array([True]), np.array([1.0]), np.array([300_000]), np.array([1000]),
-                         np.zeros(1), deadline_s=30.0)
+        plan = RoundPlan.lumped(0, np.array([True]), np.array([1.0]), np.array([300_000]), np.array([1000]),
+                                np.zeros(1), deadline_s=30.0)
         with Ns3Simulation(cfg) as sim:
             sim.channel_report()
-            return sim.execute(plan).records["uplink_delay_s"][0]
+            return sim.execute(plan).records["uplink_transfer_s"][0]
 
     small = ("ns3::TcpSocket::SndBufSize=3000", "ns3::TcpSocket::RcvBufSize=3000")
     assert uplink_s(ns3_attributes=small) > 3 * uplink_s()
@@ -71,8 +71,8 @@ def test_lte_uplink_power_control_lowers_a_near_devices_power_and_its_energy(ns3
     """ns-3's open-loop control at a 20 m device on 10 resource blocks asks for far less than
     23 dBm; one at 400 m stays at the maximum. The energy is each grant's power × airtime."""
     cfg = fixed_cell(tmp_path, "lte", [20.0, 400.0], lte_power_control=True)
-    plan = RoundPlan(0, np.ones(2, bool), np.array([0.1, 0.5]), np.full(2, 300_000), np.full(2, 1000),
-                     np.zeros(2), deadline_s=30.0)
+    plan = RoundPlan.lumped(0, np.ones(2, bool), np.array([0.1, 0.5]), np.full(2, 300_000), np.full(2, 1000),
+                            np.zeros(2), deadline_s=30.0)
     with Ns3Simulation(cfg) as sim:
         sim.channel_report()
         rec = sim.execute(plan).records
@@ -87,8 +87,8 @@ def test_lte_outer_loop_reaches_its_block_error_target(ns3_binary, tmp_path, tar
     """A standing device, about 1,000 transport blocks: the share lost is the target's, within a
     factor of 1.6 either way (the outer loop steps 1 dB down on an error, target/(1-target) up)."""
     cfg = fixed_cell(tmp_path, "lte", [250.0], fading="rayleigh", lte_bler_target=target)
-    plan = RoundPlan(0, np.array([True]), np.array([1.0]), np.array([2_000_000]), np.array([1000]),
-                     np.zeros(1), deadline_s=30.0)
+    plan = RoundPlan.lumped(0, np.array([True]), np.array([1.0]), np.array([2_000_000]), np.array([1000]),
+                            np.zeros(1), deadline_s=30.0)
     with Ns3Simulation(cfg) as sim:
         sim.channel_report()
         rec = sim.execute(plan).records[0]
@@ -105,8 +105,8 @@ def test_lte_harq_resends_failed_blocks_and_the_enb_combines_them(ns3_binary, tm
     nothing."""
     monkeypatch.setenv("NS_LOG", "CosimShareFfMacScheduler=level_info")
     cfg = fixed_cell(tmp_path, "lte", [250.0], fading="rayleigh", lte_harq=harq)
-    plan = RoundPlan(0, np.array([True]), np.array([1.0]), np.array([1_000_000]), np.array([1000]),
-                     np.zeros(1), deadline_s=30.0)
+    plan = RoundPlan.lumped(0, np.array([True]), np.array([1.0]), np.array([1_000_000]), np.array([1000]),
+                            np.zeros(1), deadline_s=30.0)
     log = tmp_path / "ns3.log"
     with Ns3Simulation(cfg, log_path=log) as sim:
         sim.channel_report()

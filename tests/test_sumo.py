@@ -37,8 +37,8 @@ def test_ns3_devices_follow_the_sumo_fcd(ns3_binary, tmp_path):
                          activity_file=sumo.activity_path(result.path), fading="none", shadowing=False)
     # a round lasts until its deadline when device 0 cannot finish 1 GB: 7.3 s of simulated time
     # per round, so reports land between FCD samples (1 s apart) and not on them
-    hog = RoundPlan(0, np.array([True] + [False] * (k - 1)), np.array([1.0] + [0.0] * (k - 1)),
-                    np.full(k, 10**9), np.full(k, 1000), np.zeros(k), deadline_s=7.3)
+    hog = RoundPlan.lumped(0, np.array([True] + [False] * (k - 1)), np.array([1.0] + [0.0] * (k - 1)),
+                           np.full(k, 10**9), np.full(k, 1000), np.zeros(k), deadline_s=7.3)
     reports = []
     with Ns3Simulation(cfg, binary=ns3_binary) as sim:
         reports.append(sim.channel_report())

@@ -53,8 +53,8 @@ def walk(sim, devices, rounds, seconds):
         reports.append(sim.channel_report())
         scheduled = np.zeros(devices, bool)
         scheduled[-1] = True
-        sim.execute(RoundPlan(t, scheduled, scheduled * 1.0, np.zeros(devices), np.zeros(devices),
-                              np.full(devices, seconds), deadline_s=seconds + 1))
+        sim.execute(RoundPlan.lumped(t, scheduled, scheduled * 1.0, np.zeros(devices), np.zeros(devices),
+                                     np.full(devices, seconds), deadline_s=seconds + 1))
     return reports
 
 
@@ -72,7 +72,8 @@ def test_a_device_is_absent_after_its_last_position_and_cannot_be_scheduled(ns3_
         assert (present[:, 0] == (times <= 3.0)).all() and (times > 3.0).any()
         go = np.array([True, False])
         with pytest.raises(SimulationError, match=r"schedules device 0, which is not in the mobility trace"):
-            sim.execute(RoundPlan(9, go, go * 1.0, np.full(2, 1000), np.full(2, 1000), np.zeros(2), 5.0))
+            sim.execute(RoundPlan.lumped(9, go, go * 1.0, np.full(2, 1000), np.full(2, 1000), np.zeros(2),
+                                         5.0))
 
 
 def test_an_activity_file_says_when_devices_enter_and_leave(ns3_binary, tmp_path):

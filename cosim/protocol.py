@@ -1,0 +1,156 @@
+"""A device's round as the steps ns-3 enacts: computations and messages, in order.
+
+Two protocols (``ExperimentConfig.protocol``):
+
+- ``per-step`` (default): split learning as it runs. The global device part comes down; in each of
+  the τ local steps the device computes the embeddings and sends its activations, the server runs
+  its forward pass and sends the encoder output, the device runs the head (forward and backward)
+  and sends the gradient of that output, the server runs its backward pass and, when the device's
+  embeddings train, sends the gradient of the activations, through which the device back-propagates;
+  last, the device's trainable parameters go up for aggregation. Every message is the learning
+  side's (``learning.payload.Message``: the real tensors' bytes in the wire dtype).
+- ``lumped``: the paper's model. The device computes its whole round, sends all its uplink bytes,
+  the server computes, and all the downlink bytes come back.
+
+Both charge the same computation and carry the same bytes; they differ in what waits for what.
+Computation is split over a step by the FLOPs of its parts: the server's forward pass and its
+backward pass (counted on the real modules, learning/flops.py), the device's embedding forward,
+its head (forward and backward) and its embedding backward (``DeviceFlops``). With frozen
+embeddings the device model still charges their backward (cosim/runloop.py); it is placed with the
+head, before the gradient goes up.
+
+ns-3 walks the steps from both ends (ns3_scenarios/cosim-protocol.h): the device and the server
+each take their own computations, send their messages without waiting for them to arrive, and wait
+for the messages addressed to them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from learning.payload import DOWN, UP, Message
+
+PROTOCOLS = ("per-step", "lumped")
+STEP_KINDS = ("device_compute", "server_compute", "uplink", "downlink")  # the order of layout.STEP_KINDS
+MESSAGE_KINDS = ("uplink", "downlink")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a device's round: a computation of `seconds` or a message of `bytes`.
+
+    `local_step` is the local training step (1..τ) it belongs to; 0 for the round's opening and
+    closing (the global device part coming down, the update going up)."""
+
+    kind: str
+    bytes: int = 0
+    seconds: float = 0.0
+    local_step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in STEP_KINDS:
+            raise ValueError(f"step kind {self.kind!r} is not one of {STEP_KINDS}")
+        if self.kind in MESSAGE_KINDS:
+            if int(self.bytes) != self.bytes or self.bytes < 0 or self.seconds != 0:
+                raise ValueError(f"a {self.kind} step has a whole number of bytes >= 0 and no seconds, "
+                                 f"got bytes={self.bytes!r}, seconds={self.seconds!r}")
+            object.__setattr__(self, "bytes", int(self.bytes))
+        elif self.bytes != 0 or not (math.isfinite(self.seconds) and self.seconds >= 0):
+            raise ValueError(f"a {self.kind} step has finite seconds >= 0 and no bytes, "
+                             f"got seconds={self.seconds!r}, bytes={self.bytes!r}")
+        if int(self.local_step) != self.local_step or self.local_step < 0:
+            raise ValueError(f"local_step={self.local_step!r} must be a whole number >= 0")
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind in MESSAGE_KINDS
+
+
+def lumped_steps(uplink_bytes: int, downlink_bytes: int, compute_s: float = 0.0,
+                 server_s: float = 0.0) -> tuple[Step, ...]:
+    """The paper's round: compute, everything up, the server, everything down."""
+    return (Step("device_compute", seconds=float(compute_s)), Step("uplink", bytes=int(uplink_bytes)),
+            Step("server_compute", seconds=float(server_s)), Step("downlink", bytes=int(downlink_bytes)))
+
+
+@dataclass(frozen=True)
+class DeviceFlops:
+    """FLOPs of one sample's local step on the device, by part: the embeddings' forward pass (before the
+    activations go up), the head's forward and backward passes with the pooling (before the gradient
+    goes up) and the embeddings' backward pass (after the gradient of the activations came down)."""
+
+    embed_forward: float
+    head: float
+    embed_backward: float
+
+    @classmethod
+    def of(cls, seq_len: int, hidden: int, labels: int) -> DeviceFlops:
+        """Embeddings: three lookups summed and a LayerNorm, ~8 ops per element; mean pooling; the
+        linear head; a backward pass costs twice its forward."""
+        embed, head = 8 * seq_len * hidden, seq_len * hidden + 2 * hidden * labels
+        return cls(float(embed), 3.0 * head, 2.0 * embed)
+
+    @property
+    def total(self) -> float:
+        return self.embed_forward + self.head + self.embed_backward
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """One device's computation per local step, split as the per-step protocol places it (seconds)."""
+
+    embed_forward_s: float
+    head_s: float
+    embed_backward_s: float
+    server_forward_s: float
+    server_backward_s: float
+
+    @classmethod
+    def split(cls, device_s: float, server_s: float, flops: DeviceFlops, server_forward_fraction: float
+              ) -> StepTimes:
+        """`device_s` and `server_s` (one local step's) divided by the FLOPs of their parts."""
+        if not 0 <= server_forward_fraction <= 1:
+            raise ValueError(f"server_forward_fraction={server_forward_fraction} must be in [0, 1]")
+        share = device_s / flops.total if flops.total > 0 else 0.0
+        return cls(flops.embed_forward * share, flops.head * share, flops.embed_backward * share,
+                   server_s * server_forward_fraction, server_s * (1 - server_forward_fraction))
+
+
+def per_step_steps(messages: Sequence[Message], times: StepTimes) -> tuple[Step, ...]:
+    """The split-learning round of `messages` (``PayloadPredictor.messages``), with its computations.
+
+    Unsplit learning (all parameters down, local training, all up) is the same shape: the device's
+    whole computation sits between the two messages."""
+    names = [m.name for m in messages]
+    if names and set(names) <= {"parameters"}:
+        device_s = times.embed_forward_s + times.head_s + times.embed_backward_s
+        down, up = messages
+        return (Step("downlink", bytes=down.nbytes), Step("device_compute", seconds=device_s),
+                Step("uplink", bytes=up.nbytes))
+    out: list[Step] = []
+    step = 0
+    trains_embeddings = "activations_grad" in names
+    for m in messages:
+        kind = "uplink" if m.direction == UP else "downlink"
+        if m.name == "device_params":
+            out.append(Step(kind, bytes=m.nbytes))
+        elif m.name == "activations" and m.direction == UP:
+            step += 1
+            out += [Step("device_compute", seconds=times.embed_forward_s, local_step=step),
+                    Step(kind, bytes=m.nbytes, local_step=step)]
+        elif m.name == "encoder_output" and m.direction == DOWN:
+            out += [Step("server_compute", seconds=times.server_forward_s, local_step=step),
+                    Step(kind, bytes=m.nbytes, local_step=step)]
+        elif m.name == "encoder_output_grad" and m.direction == UP:
+            head_s = times.head_s + (0.0 if trains_embeddings else times.embed_backward_s)
+            out += [Step("device_compute", seconds=head_s, local_step=step),
+                    Step(kind, bytes=m.nbytes, local_step=step),
+                    Step("server_compute", seconds=times.server_backward_s, local_step=step)]
+        elif m.name == "activations_grad" and m.direction == DOWN:
+            out += [Step(kind, bytes=m.nbytes, local_step=step),
+                    Step("device_compute", seconds=times.embed_backward_s, local_step=step)]
+        else:
+            raise ValueError(f"message {m.name!r} ({m.direction}) has no place in the split-learning round")
+    return tuple(out)
