@@ -97,6 +97,26 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive during the block take effect after it, so a second Ctrl-C (or
+    a scheduler's SIGTERM following the first) cannot cut a clean-up half-way and leave a process
+    or a segment behind. Only the main thread handles signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
+
+
 class Ns3Simulation:
     """One running ns-3 scenario connected over shared memory."""
 
@@ -147,7 +167,11 @@ class Ns3Simulation:
             raise
 
     def close(self, graceful: bool = True) -> None:
-        """Stop the scenario (politely if it is healthy) and remove the segment."""
+        """Stop the scenario (politely if it is healthy) and remove the segment, whatever signal comes."""
+        with interrupts_held():
+            self._close(graceful)
+
+    def _close(self, graceful: bool) -> None:
         proc, seg = self._proc, self._segment
         if proc is not None and proc.poll() is None:
             if graceful and seg is not None:

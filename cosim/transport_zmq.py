@@ -77,6 +77,7 @@ from cosim.simulation import (
     ScenarioNotBuilt,
     SimulationError,
     check_room,
+    interrupts_held,
     sigterm_as_interrupt,
 )
 
@@ -243,6 +244,10 @@ class ZmqSimulation:
 
     def close(self, graceful: bool = True) -> None:
         """End the session on the server (its ns-3 and segment go) and close the connection."""
+        with interrupts_held():
+            self._close(graceful)
+
+    def _close(self, graceful: bool) -> None:
         self._stop_keepalive.set()
         if self._keepalive is not None:
             self._keepalive.join()

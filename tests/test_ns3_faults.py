@@ -126,3 +126,28 @@ def test_echo_round_trip_carries_the_plan(ns3_binary):
 def test_missing_build_names_the_fix(tmp_path):
     with pytest.raises(ScenarioNotBuilt, match="make build"):
         Ns3Simulation(ScenarioConfig(devices=1), binary=tmp_path / "nope")
+
+
+def test_a_ctrl_c_during_the_clean_up_waits_for_it(ns3_binary):
+    """A second Ctrl-C while the simulation shuts down (users press it twice; a cluster's SIGTERM
+    follows the first) takes effect once ns-3 is gone and the segment removed, not half-way."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in an interactive run
+    try:
+        sim = Ns3Simulation(ScenarioConfig(devices=2))
+        sim.start()
+        pid, path = sim.pid, sim._segment.path
+        finished = []
+        clean_up = sim._close
+
+        def interrupted_clean_up(graceful: bool) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the signal is delivered in here
+            clean_up(graceful)
+            finished.append(True)
+
+        sim._close = interrupted_clean_up
+        with pytest.raises(KeyboardInterrupt):
+            sim.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert finished and not path.exists() and pid_gone(pid, within_s=1.0)
