@@ -32,6 +32,27 @@ sweep_app = typer.Typer(help="Grids of runs (policies × seeds × any key), on a
                         no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
 app.add_typer(sumo_app, name="sumo")
+keys_app = typer.Typer(help="CURVE key pairs for the ZMQ transport (ns-3 on another host, docs/bridge.md).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[str, typer.Argument(help="the pair's name: NAME.key (public) and NAME.key_secret")],
+    folder: Annotated[Path, typer.Option("--dir", help="where to write the pair")] = Path("~/.cosim/keys"),
+) -> None:
+    """Make a key pair. The server's user starts `python -m cosim.ns3_server --keys NAME.key_secret
+    --allow DIR` with the clients' public keys in DIR; a client sets ns3_client_key (its own
+    NAME.key_secret) and ns3_server_key (the server's NAME.key). Secret keys stay on their host."""
+    from cosim.zmq_keys import new_key_pair
+
+    try:
+        public, secret = new_key_pair(folder, name)
+    except ConfigError as e:
+        fail(str(e))
+    console.print(f"public key (hand it to the other side): {public}\nsecret key (keep it here, mode 0600): "
+                  f"{secret}", highlight=False, markup=False)
 
 
 @shm_app.command("list")
@@ -116,7 +137,9 @@ Examples:
 
 \b
 Sections: rounds, seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor, csv,
-transport (shm, or zmq to reach ns-3 under `python -m cosim.ns3_server` at ns3_address);
+protocol (per-step: split learning's messages one by one; lumped: the paper's one upload and one
+download per round), transport (shm, or zmq to reach ns-3 under `python -m cosim.ns3_server` at
+ns3_address; ns3_client_key and ns3_server_key when the server checks keys, `cosim keys new`);
 scenario.* (the ns-3 scenario), learning.* (model, lora, data, local_steps, batch_size, lr,
 eval_every ...), policy.* (name, v, k, solver, shares, mu_eta, rate, energy_price: what a joule
 costs the Lyapunov policies below their budget, min_participation: the share of rounds each device

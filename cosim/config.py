@@ -148,6 +148,8 @@ class ExperimentConfig:
     protocol: str = "per-step"  # per-step: split learning's exchanges; lumped: the paper's (cosim.protocol)
     transport: str = "shm"  # shm: ns-3 here, over shared memory; zmq: under cosim.ns3_server at ns3_address
     ns3_address: str = "tcp://127.0.0.1:5555"
+    ns3_client_key: Path | None = None  # zmq: this client's NAME.key_secret (CURVE; `cosim keys new NAME`)
+    ns3_server_key: Path | None = None  # zmq: the server's public NAME.key
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     learning: TrainerConfig = field(default_factory=TrainerConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -182,6 +184,13 @@ class ExperimentConfig:
               f"one of {', '.join(TRANSPORTS)} (zmq: ns-3 runs under `python -m cosim.ns3_server`)")
         _need(self.ns3_address.startswith(("tcp://", "ipc://")), "ns3_address", self.ns3_address,
               "a ZMQ address such as tcp://127.0.0.1:5555")
+        _need((self.ns3_client_key is None) == (self.ns3_server_key is None), "ns3_client_key",
+              self.ns3_client_key, "and ns3_server_key go together: this client's secret key file and the "
+              "server's public key file (`cosim keys new NAME` makes a pair)")
+        for key in ("ns3_client_key", "ns3_server_key"):
+            path = getattr(self, key)
+            _need(path is None or self.transport == "zmq", key, path, "is for transport=zmq only")
+            _need(path is None or Path(path).expanduser().is_file(), key, path, "no such key file")
         _need(not self.flow_monitor or self.scenario.radio == "lte", "flow_monitor", self.flow_monitor,
               "needs scenario.radio=lte (the ideal-fdma radio has no IP flows for FlowMonitor to count)")
         _need(not (self.flow_monitor and self.transport == "zmq"), "flow_monitor", self.flow_monitor,

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from cosim import layout
 from cosim.bridge import BridgeError, ShmSegment
@@ -66,6 +67,7 @@ from cosim.transport_zmq import (
     pack_header,
     unpack_header,
 )
+from cosim.zmq_keys import KeyPair, allowed_keys
 
 log = logging.getLogger("cosim.ns3_server")
 _POLL_S = 0.2  # longest wait on the socket, so idle sessions are noticed on time
@@ -224,7 +226,8 @@ class Ns3Server:
 
     def __init__(self, bind: str = DEFAULT_ADDRESS, idle_timeout_s: float = 60.0, *,
                  binary: Path | str | None = None, log_dir: Path | str | None = None,
-                 data_dir: Path | str | None = None):
+                 data_dir: Path | str | None = None, keys: KeyPair | None = None,
+                 allow: Path | str | None = None):
         if not idle_timeout_s > 0:
             raise ValueError("idle_timeout_s must be > 0")
         self.bind_address = bind
@@ -245,6 +248,18 @@ class Ns3Server:
         self._sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
         self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         self._host = socket.gethostname()
+        self._auth: ThreadAuthenticator | None = None
+        self.allowed: list[Path] = []
+        if (keys is None) != (allow is None):
+            raise ConfigError("the server's key pair and the folder of allowed clients' keys go together")
+        if keys is not None:
+            self.allowed = allowed_keys(allow)
+            self._auth = ThreadAuthenticator(self._ctx)  # answers ZMQ's handshakes: allowed keys only
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(Path(allow).expanduser()))
+            self._sock.curve_secretkey = keys.secret
+            self._sock.curve_publickey = keys.public
+            self._sock.curve_server = True
 
     # -- lifetime -----------------------------------------------------------------------------
     def bind(self) -> str:
@@ -252,10 +267,13 @@ class Ns3Server:
         self.endpoint = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         log.info("listening on %s (layout version %d, idle timeout %g s, one client session at a time)",
                  self.endpoint, layout.LAYOUT_VERSION, self.idle_timeout_s)
-        if not is_loopback(self.bind_address):
+        if self._auth is not None:
+            log.info("clients authenticate with CURVE keys: %d allowed (%s)", len(self.allowed),
+                     ", ".join(p.stem for p in self.allowed))
+        elif not is_loopback(self.bind_address):
             log.warning("%s accepts connections from the network: anyone who can reach it can start "
-                        "ns-3 processes on %s as %s (there is no authentication). Prefer the loopback "
-                        "default and an SSH tunnel, or restrict access with a firewall.",
+                        "ns-3 processes on %s as %s (there is no authentication). Start it with --keys "
+                        "and --allow, or keep the loopback default and an SSH tunnel.",
                         self.endpoint, self._host, getpass.getuser())
         return self.endpoint
 
@@ -291,6 +309,8 @@ class Ns3Server:
                 self._notify(f"the ns-3 server was stopped ({reason})")
             self._end_session(f"the server is stopping ({reason})", graceful=False, next_client=False)
         self._sock.close()
+        if self._auth is not None:
+            self._auth.stop()
         self._ctx.term()
 
     # -- messages -----------------------------------------------------------------------------
@@ -344,7 +364,8 @@ class Ns3Server:
             return
         if code == CMD_HELLO:
             info = {"server": "cosim.ns3_server", "host": self._host, "pid": os.getpid(),
-                    "layout_version": layout.LAYOUT_VERSION, "idle_timeout_s": self.idle_timeout_s}
+                    "layout_version": layout.LAYOUT_VERSION, "idle_timeout_s": self.idle_timeout_s,
+                    "authentication": "curve" if self._auth is not None else "none"}
             self._reply(identity, STATUS["STATUS_OK"], seq, [json.dumps(info).encode()])
         elif code == CMD_START:
             if mine:
@@ -485,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                     help="the directory whose files (ns-2 traces, SUMO activity files) clients may name, "
                          "relative to it; without it a client can name none")
+    ap.add_argument("--keys", type=Path, default=None, metavar="SECRET_KEY",
+                    help="the server's secret key file (NAME.key_secret from `cosim keys new NAME`): clients "
+                         "must then authenticate with a key in --allow; hand them the public NAME.key")
+    ap.add_argument("--allow", type=Path, default=None, metavar="DIR",
+                    help="folder of the public keys (*.key) of the clients let in (with --keys)")
     ap.add_argument("--once", action="store_true", help="exit after the first session ends")
     ap.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     a = ap.parse_args(argv)
@@ -497,7 +523,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--bind {a.bind}: the port must be a number from 0 to 65535 or *, as in {DEFAULT_ADDRESS}")
     if a.data_dir is not None and not a.data_dir.is_dir():
         ap.error(f"--data-dir {a.data_dir}: not a directory")
-    server = Ns3Server(a.bind, a.idle_timeout, binary=a.binary, log_dir=a.log_dir, data_dir=a.data_dir)
+    if (a.keys is None) != (a.allow is None):
+        ap.error("--keys and --allow go together: the server's secret key and its clients' public keys")
+    try:
+        keys = KeyPair.load(a.keys) if a.keys is not None else None
+        server = Ns3Server(a.bind, a.idle_timeout, binary=a.binary, log_dir=a.log_dir, data_dir=a.data_dir,
+                           keys=keys, allow=a.allow)
+    except ConfigError as e:
+        ap.error(str(e))
     try:
         server.bind()
     except zmq.ZMQError as e:

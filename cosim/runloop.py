@@ -119,13 +119,15 @@ class ServerCompute:
     def wait_allowance_s(self, inputs: RoundInputs) -> np.ndarray:
         """Per device, the longest its requests can queue with as many others ahead as can be
         scheduled with it: M − 1, M the most devices that fit in the band together
-        (RoundProblem.max_count). A device has one request at a time, so each of its requests
-        waits at most for one request of each of the others: their largest."""
+        (RoundProblem.max_count). Under `per-step` another device has at most one local step's
+        work waiting (its backward pass and the next forward pass, when its embeddings are frozen
+        and it does not wait for the backward), so each request waits at most for that much of
+        each of the others."""
         most = RoundProblem(inputs, np.zeros(inputs.devices), 0.0).max_count
         if not self.per_step:
             return longest_wait_s(self.time_s, max(most - 1, 0), self.accelerators)
-        largest = self.time_s / self.steps * max(self.forward_fraction, 1 - self.forward_fraction)
-        return 2 * self.steps * longest_wait_s(largest, max(most - 1, 0), self.accelerators)
+        step_s = self.time_s / self.steps
+        return 2 * self.steps * longest_wait_s(step_s, max(most - 1, 0), self.accelerators)
 
 
 def longest_wait_s(work_s: np.ndarray, ahead: int, servers: int) -> np.ndarray:
@@ -242,7 +244,8 @@ def open_simulation(cfg: ExperimentConfig, scenario: ScenarioConfig, log_path: P
                     max_steps: int) -> Ns3Simulation | ZmqSimulation:
     """ns-3 here over shared memory, or behind `python -m cosim.ns3_server` (same API, same bytes)."""
     if cfg.transport == "zmq":
-        return ZmqSimulation(scenario, address=cfg.ns3_address, max_steps=max_steps)
+        return ZmqSimulation(scenario, address=cfg.ns3_address, max_steps=max_steps,
+                             client_key=cfg.ns3_client_key, server_key=cfg.ns3_server_key)
     return Ns3Simulation(scenario, log_path=log_path, max_steps=max_steps)
 
 

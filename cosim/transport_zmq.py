@@ -64,6 +64,7 @@ import json
 import struct
 import threading
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import zmq
@@ -80,6 +81,7 @@ from cosim.simulation import (
     interrupts_held,
     sigterm_as_interrupt,
 )
+from cosim.zmq_keys import KeyPair, public_key
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 SERVER_COMMAND = "python -m cosim.ns3_server --bind"
@@ -98,6 +100,8 @@ if set(TRANSPORT_COMMANDS.values()) & set(CMD.values()):
     raise AssertionError("transport command codes collide with cosim.layout.COMMANDS")
 COMMAND_NAMES = {v: k for k, v in {**CMD, **TRANSPORT_COMMANDS}.items()}
 
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 NOTICE_SEQUENCE = 0  # an ERROR the server sends unasked: it ended the session (stopped, idle)
 HEARTBEAT_IVL_MS = 2_000  # ZMTP heartbeats: a vanished peer host drops the connection
 HEARTBEAT_TIMEOUT_MS = 10_000
@@ -111,6 +115,10 @@ class TransportError(SimulationError):
 
 class ServerUnreachable(TransportError):
     """No ns-3 server answered at the address."""
+
+
+class ServerRefused(TransportError):
+    """The server and this client could not agree on keys: the client is not let in."""
 
 
 class WireHeader(NamedTuple):
@@ -190,8 +198,12 @@ class ZmqSimulation:
     def __init__(self, scenario: ScenarioConfig, address: str = DEFAULT_ADDRESS, *,
                  timeout_s: float = 900.0, startup_timeout_s: float = 120.0,
                  connect_timeout_s: float = 10.0, max_steps: int | None = None,
+                 client_key: Path | str | None = None, server_key: Path | str | None = None,
                  layout_version: int = layout.LAYOUT_VERSION):
+        if (client_key is None) != (server_key is None):
+            raise ConfigError("a client's secret key and the server's public key go together (CURVE)")
         self.scenario = scenario
+        self._keys = (KeyPair.load(client_key), public_key(server_key)) if client_key is not None else None
         self.max_steps = STEPS_PER_DEVICE * scenario.devices if max_steps is None else int(max_steps)
         self.address = address
         self.timeout_s = timeout_s
@@ -276,7 +288,11 @@ class ZmqSimulation:
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1_000)
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        if self._keys is not None:
+            own, server = self._keys
+            sock.curve_secretkey, sock.curve_publickey, sock.curve_serverkey = own.secret, own.public, server
+        events = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILED
+        self._monitor = sock.get_monitor_socket(events)
         self._sock = sock
         try:
             sock.connect(self.address)
@@ -401,7 +417,7 @@ class ZmqSimulation:
         return value
 
     def _poll_events(self) -> None:
-        """Take in the socket's connection events without waiting."""
+        """Take in the socket's connection events without waiting; a refused handshake ends here."""
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_CONNECTED:
@@ -410,6 +426,20 @@ class ZmqSimulation:
             elif event == zmq.EVENT_DISCONNECTED:
                 self._connected = False
                 self._down_since = time.monotonic()
+            elif event & HANDSHAKE_FAILED:
+                raise self._refused(event)
+
+    def _refused(self, event: int) -> ServerRefused:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            why = ("it does not allow this client's key: give the server's user your public key "
+                   "(the NAME.key beside the ns3_client_key file) to put in its --allow folder")
+        elif self._keys is None:
+            why = ("it requires CURVE keys: set ns3_client_key (your NAME.key_secret, from `cosim keys "
+                   "new NAME`) and ns3_server_key (the server's public key file)")
+        else:
+            why = ("the keys do not match: ns3_server_key must be the public key of the server's --keys, "
+                   "and the server must use keys at all")
+        return ServerRefused(f"the ns-3 server at {self.address} refused the connection: {why}")
 
     def _how_to_start(self) -> str:
         return (f"Start the server on the ns-3 host with `{SERVER_COMMAND} {self.address}` "

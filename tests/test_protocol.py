@@ -16,6 +16,7 @@ import torch
 from cosim.config import load_config
 from cosim.messages import RoundPlan
 from cosim.protocol import DeviceFlops, Step, StepTimes, lumped_steps, per_step_steps
+from cosim.runloop import longest_wait_s
 from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation
 from learning.payload import DOWN, UP, PayloadPredictor
@@ -182,3 +183,24 @@ def test_the_deadline_cuts_a_device_mid_sequence_and_counts_what_arrived():
     assert rec["messages_delivered"] == len(arrived)
     assert rec["uplink_delivered_bytes"] >= arrived[arrived.kind == "uplink"].bytes.sum()
     assert outcome.round_duration_s == pytest.approx(2.5)
+
+
+def test_a_request_waits_at_most_one_local_step_of_each_other_device():
+    """The per-step wait allowance (cosim/runloop.py): with frozen embeddings a device does not wait
+    for the server's backward pass, so it may have that and its next forward pass queued at once;
+    never more than one local step's work. Three devices in lockstep on one accelerator."""
+    messages = PayloadPredictor(64, torch.float32, 5_000, 50_000, False).messages(3, 4, 16)
+    busy = StepTimes(0.001, 0.002, 0.002, server_forward_s=0.1, server_backward_s=0.2)
+    step_s = busy.server_forward_s + busy.server_backward_s
+    cfg = ScenarioConfig(devices=3, radio="ideal-fdma", **QUIET)
+    plan = RoundPlan(0, [True] * 3, [1 / 3] * 3, [per_step_steps(messages, busy)] * 3, deadline_s=60.0)
+    with Ns3Simulation(cfg) as sim:
+        sim.channel_report()
+        outcome = sim.execute(plan)
+    steps = outcome.steps_frame(plan)
+    waits = (steps.start_s - steps.ready_s)[steps.kind == "server_compute"]
+    assert waits.max() > 0.1  # the queue is exercised
+    assert waits.max() <= 2 * step_s + 1e-9  # one step of each of the two others
+    assert outcome.delivered.all()
+    allowance = 2 * 3 * longest_wait_s(np.full(3, step_s), ahead=2, servers=1)
+    assert (outcome.records["server_wait_s"] <= allowance + 1e-9).all()

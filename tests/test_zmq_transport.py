@@ -15,13 +15,17 @@ import numpy as np
 import pytest
 import torch
 import zmq
+from typer.testing import CliRunner
 
 from cosim import bridge, layout
+from cosim.cli import app
+from cosim.config import load_config
 from cosim.messages import RoundPlan
 from cosim.protocol import StepTimes, per_step_steps
 from cosim.scenario import ConfigError, ScenarioConfig
 from cosim.simulation import Ns3Simulation, SimulationError
 from cosim.transport_zmq import (
+    ServerRefused,
     ServerUnreachable,
     TransportError,
     ZmqSimulation,
@@ -47,10 +51,11 @@ def free_port() -> int:
 class Server:
     """A `python -m cosim.ns3_server` process on a free loopback port, logging to a file."""
 
-    def __init__(self, log_path: Path, idle_timeout_s: float = IDLE_S, data_dir: Path | None = None):
+    def __init__(self, log_path: Path, idle_timeout_s: float = IDLE_S, data_dir: Path | None = None,
+                 options: tuple[str, ...] = ()):
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.log_path = log_path
-        options = ["--data-dir", str(data_dir)] if data_dir else []
+        options = [*options, *(["--data-dir", str(data_dir)] if data_dir else [])]
         with open(log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cosim.ns3_server", "--bind", self.address,
@@ -388,3 +393,47 @@ def test_a_client_names_only_files_in_the_servers_data_directory(ns3_binary, tmp
     finally:
         confined.stop()
         open_server.stop()
+
+
+def test_a_server_with_keys_lets_in_only_the_clients_it_allows(ns3_binary, tmp_path):
+    """CURVE: the server's key pair and a folder of allowed clients' public keys (`cosim keys new`)."""
+    result = CliRunner().invoke(app, ["keys", "new", "server", "--dir", str(tmp_path / "server")])
+    assert result.exit_code == 0, result.output
+    for name in ("alice", "mallory"):
+        assert CliRunner().invoke(app, ["keys", "new", name, "--dir", str(tmp_path / name)]).exit_code == 0
+    assert oct((tmp_path / "alice" / "alice.key_secret").stat().st_mode & 0o777) == "0o600"
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "alice.key").write_bytes((tmp_path / "alice" / "alice.key").read_bytes())
+    secret = tmp_path / "server" / "server.key_secret"
+    server = Server(tmp_path / "server.log", options=("--keys", str(secret), "--allow", str(allowed)))
+    try:
+        assert server.wait_log("clients authenticate with CURVE keys: 1 allowed (alice)", 5), server.log()
+        cfg = ScenarioConfig(devices=2)
+        key = tmp_path / "server" / "server.key"
+        with ZmqSimulation(cfg, address=server.address, client_key=tmp_path / "alice" / "alice.key_secret",
+                           server_key=key) as sim:
+            assert sim.server_info["authentication"] == "curve"
+            assert len(sim.channel_report().snr_db) == 2
+        refused = {"mallory": dict(client_key=tmp_path / "mallory" / "mallory.key_secret", server_key=key),
+                   "no key": {},
+                   "wrong server key": dict(client_key=tmp_path / "alice" / "alice.key_secret",
+                                            server_key=tmp_path / "mallory" / "mallory.key")}
+        why = {"mallory": "does not allow this client's key", "no key": "requires CURVE keys",
+               "wrong server key": "the keys do not match"}
+        for who, keys in refused.items():
+            with pytest.raises(ServerRefused, match=why[who]):
+                ZmqSimulation(cfg, address=server.address, connect_timeout_s=5, **keys).start()
+        assert server.log().count("devices, ideal-fdma radio") == 1  # one session started: alice's
+    finally:
+        server.stop()
+
+
+def test_key_files_are_checked_before_anything_connects(tmp_path):
+    with pytest.raises(ConfigError, match="no such secret key file"):
+        ZmqSimulation(ScenarioConfig(devices=1), client_key=tmp_path / "nope.key_secret",
+                      server_key=tmp_path / "server.key")
+    with pytest.raises(ConfigError, match="go together"):
+        ZmqSimulation(ScenarioConfig(devices=1), client_key=tmp_path / "a.key_secret")
+    with pytest.raises(ConfigError, match="ns3_client_key"):
+        load_config("smoke", ["transport=zmq", f"ns3_client_key={tmp_path}/a.key_secret"])
