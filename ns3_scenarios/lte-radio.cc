@@ -6,12 +6,14 @@
 // see the same channel. It is the only loss model on the LTE spectrum channels (see ChainLoss).
 //
 // Uplink shares are enacted by CosimShareFfMacScheduler (lte-share-scheduler.h). Each device's
-// messages travel on two TCP connections per round, one per direction, opened by its first message
-// that way, over RLC AM, with HARQ in both directions (--lteHarq); RLC AM recovers what HARQ gives up.
+// messages travel on two TCP connections per round (tcp-message-stream.h), one per direction,
+// opened by its first message that way, over RLC AM, with HARQ in both directions (--lteHarq);
+// RLC AM recovers what HARQ gives up.
 #include "cosim-protocol.h"
 #include "cosim-radio.h"
 #include "lte-share-scheduler.h"
 #include "lte-stale-status-filter.h"
+#include "tcp-message-stream.h"
 
 #include "ns3/core-module.h"
 #include "ns3/internet-module.h"
@@ -91,50 +93,6 @@ ResourceBlocks(double bandwidthHz)
                              "20e6 Hz (6..100 resource blocks), not " + std::to_string(bandwidthHz));
 }
 
-/// One direction of a device's round: a TCP connection, opened for the first message and kept
-/// for the round as a client's would be, carrying the messages one after the other on its stream.
-struct Stream
-{
-    uint64_t total{0};    ///< bytes of every message handed over so far
-    uint64_t sent{0};     ///< bytes given to the socket
-    uint64_t received{0}; ///< bytes the receiver has read
-    std::deque<std::pair<uint64_t, std::function<void()>>> waiting; ///< (end in the stream, delivered)
-    Ptr<Socket> listener;
-    Ptr<Socket> rx;
-    Ptr<Socket> tx;
-
-    bool Arrived() const
-    {
-        return received >= total;
-    }
-
-    /// Reports every message whose last byte is in.
-    void Deliver()
-    {
-        while (!waiting.empty() && waiting.front().first <= received)
-        {
-            auto delivered = std::move(waiting.front().second);
-            waiting.pop_front();
-            delivered();
-        }
-    }
-};
-
-/// ns-3 has no public TCP abort: Close() goes on sending what is buffered, so a transfer cut by
-/// the deadline would spill into the next round. SendRST (protected) resets the connection,
-/// cancels its timers and frees its endpoint; it is reached through a derived class.
-struct TcpAbort : TcpSocketBase
-{
-    static void Abort(Ptr<Socket> socket)
-    {
-        TcpSocketBase* tcp = PeekPointer(DynamicCast<TcpSocketBase>(socket));
-        if (tcp && tcp->*(&TcpAbort::m_endPoint))
-        {
-            (tcp->*(&TcpAbort::SendRST))();
-        }
-    }
-};
-
 /// Uplink PHY counters of one UE: the transport blocks it sent, as the eNB heard them.
 struct UlStats
 {
@@ -155,19 +113,15 @@ class LteRadio : public CosimRadio, private Carrier
     /// A device's streams of the running round (none before its first message that way).
     struct Device
     {
-        std::shared_ptr<Stream> up;
-        std::shared_ptr<Stream> down;
+        std::shared_ptr<TcpMessageStream> up;
+        std::shared_ptr<TcpMessageStream> down;
     };
 
     void Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered) override;
     uint64_t Received(uint32_t k, Direction dir) const override;
 
     std::vector<uint16_t> Rntis() const;
-    std::shared_ptr<Stream> Open(uint32_t k, Direction dir);
-    static void Listen(std::shared_ptr<Stream> t, Ptr<Node> node, uint16_t port);
-    static void Connect(std::shared_ptr<Stream> t, Ptr<Node> node, Ipv4Address to, uint16_t port);
-    static void Pump(std::shared_ptr<Stream> t);
-    static void Close(Stream& t);
+    TcpMessageStream& Open(uint32_t k, Direction dir);
     uint16_t NextPort();
 
     void OnSrsSinr(uint16_t cellId, uint16_t rnti, double sinrLinear, uint8_t ccId);
@@ -415,118 +369,30 @@ LteRadio::NextPort()
     return m_nextPort++;
 }
 
-void
-LteRadio::Listen(std::shared_ptr<Stream> t, Ptr<Node> node, uint16_t port)
-{
-    t->listener = Socket::CreateSocket(node, TcpSocketFactory::GetTypeId());
-    t->listener->Bind(InetSocketAddress(Ipv4Address::GetAny(), port));
-    t->listener->Listen();
-    auto onRecv = [t](Ptr<Socket> s) {
-        while (Ptr<Packet> p = s->Recv())
-        {
-            t->received += p->GetSize();
-        }
-        t->Deliver();
-    };
-    t->listener->SetAcceptCallback(MakeNullCallback<bool, Ptr<Socket>, const Address&>(),
-                                   Callback<void, Ptr<Socket>, const Address&>(
-                                       [t, onRecv](Ptr<Socket> s, const Address&) {
-                                           t->rx = s;
-                                           s->SetRecvCallback(Callback<void, Ptr<Socket>>(onRecv));
-                                       }));
-}
-
-void
-LteRadio::Connect(std::shared_ptr<Stream> t, Ptr<Node> node, Ipv4Address to, uint16_t port)
-{
-    t->tx = Socket::CreateSocket(node, TcpSocketFactory::GetTypeId());
-    t->tx->Bind();
-    t->tx->SetConnectCallback(Callback<void, Ptr<Socket>>([t](Ptr<Socket>) { Pump(t); }),
-                              MakeNullCallback<void, Ptr<Socket>>());
-    t->tx->SetSendCallback(Callback<void, Ptr<Socket>, uint32_t>([t](Ptr<Socket>, uint32_t) { Pump(t); }));
-    t->tx->Connect(InetSocketAddress(to, port));
-}
-
-void
-LteRadio::Pump(std::shared_ptr<Stream> t)
-{
-    while (t->sent < t->total)
-    {
-        uint64_t n = std::min<uint64_t>({t->total - t->sent, t->tx->GetTxAvailable(), 65536});
-        if (n == 0)
-        {
-            return; // the send callback resumes when the buffer drains
-        }
-        int sent = t->tx->Send(Create<Packet>(n));
-        if (sent <= 0)
-        {
-            return; // not connected yet: the connect callback pumps
-        }
-        t->sent += sent;
-    }
-}
-
-void
-LteRadio::Close(Stream& t)
-{
-    if (t.listener)
-    {
-        t.listener->SetAcceptCallback(MakeNullCallback<bool, Ptr<Socket>, const Address&>(),
-                                      MakeNullCallback<void, Ptr<Socket>, const Address&>());
-        t.listener->Close();
-    }
-    if (t.rx)
-    {
-        t.rx->SetRecvCallback(MakeNullCallback<void, Ptr<Socket>>());
-        t.rx->Close();
-    }
-    if (t.tx)
-    {
-        t.tx->SetConnectCallback(MakeNullCallback<void, Ptr<Socket>>(),
-                                 MakeNullCallback<void, Ptr<Socket>>());
-        t.tx->SetSendCallback(MakeNullCallback<void, Ptr<Socket>, uint32_t>());
-        if (!t.Arrived())
-        {
-            TcpAbort::Abort(t.tx);
-        }
-        t.tx->Close();
-    }
-    t.waiting.clear();
-}
-
-std::shared_ptr<Stream>
+TcpMessageStream&
 LteRadio::Open(uint32_t k, Direction dir)
 {
     const bool up = dir == Direction::UPLINK;
-    std::shared_ptr<Stream>& t = up ? m_devices[k].up : m_devices[k].down;
+    std::shared_ptr<TcpMessageStream>& t = up ? m_devices[k].up : m_devices[k].down;
     if (!t)
     {
-        t = std::make_shared<Stream>();
-        uint16_t port = NextPort();
-        Listen(t, up ? m_server : m_ues.Get(k), port);
-        Connect(t, up ? m_ues.Get(k) : m_server, up ? m_serverAddress : m_ueAddresses[k], port);
+        t = up ? TcpMessageStream::Open(m_ues.Get(k), m_server, m_serverAddress, NextPort())
+               : TcpMessageStream::Open(m_server, m_ues.Get(k), m_ueAddresses[k], NextPort());
     }
-    return t;
+    return *t;
 }
 
 void
 LteRadio::Carry(uint32_t k, Direction dir, uint64_t bytes, std::function<void()> delivered)
 {
-    std::shared_ptr<Stream> t = Open(k, dir);
-    t->total += bytes;
-    t->waiting.emplace_back(t->total, std::move(delivered));
-    t->Deliver(); // an empty message behind arrived ones is in at once
-    if (bytes > 0 && t->tx->GetTxAvailable() > 0)
-    {
-        Pump(t);
-    }
+    Open(k, dir).Send(bytes, std::move(delivered));
 }
 
 uint64_t
 LteRadio::Received(uint32_t k, Direction dir) const
 {
-    const std::shared_ptr<Stream>& t = dir == Direction::UPLINK ? m_devices.at(k).up : m_devices.at(k).down;
-    return t ? std::min(t->received, t->total) : 0;
+    const auto& t = dir == Direction::UPLINK ? m_devices.at(k).up : m_devices.at(k).down;
+    return t ? t->Received() : 0;
 }
 
 void
@@ -579,7 +445,7 @@ LteRadio::Execute(const PlanView& plan, const OutcomeView& outcome)
         {
             if (t)
             {
-                Close(*t);
+                t->Close();
             }
         }
         o.airtime_s = s.tbs * TTI_S; // one uplink TB per TTI
