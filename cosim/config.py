@@ -193,8 +193,6 @@ class ExperimentConfig:
             _need(path is None or Path(path).expanduser().is_file(), key, path, "no such key file")
         _need(not self.flow_monitor or self.scenario.radio == "lte", "flow_monitor", self.flow_monitor,
               "needs scenario.radio=lte (the ideal-fdma radio has no IP flows for FlowMonitor to count)")
-        _need(not (self.flow_monitor and self.transport == "zmq"), "flow_monitor", self.flow_monitor,
-              "needs transport=shm: an ns-3 server writes no files for its clients")
         data = self.learning.data
         _need(isinstance(data.dataset, str) and data.dataset in BUILTIN_DATASETS
               or Path(data.dataset).expanduser().is_file(), "learning.data.dataset", data.dataset,

@@ -26,11 +26,13 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +123,8 @@ def scenario_from_dict(data, data_dir: Path | None = None) -> ScenarioConfig:
 
     The files it names are read here, on the ns-3 host, so they must lie in the server's data
     directory (relative paths are relative to it); without one, none is accepted. The server
-    writes no file for a client (FlowMonitor XML needs ns-3 on the client's host)."""
+    writes no file a client names: FlowMonitor XML goes to the session's own folder and back to the
+    client as data when it shuts the session down."""
     if not isinstance(data, dict):
         raise ConfigError("the START message carries no scenario object")
     names = {f.name for f in fields(ScenarioConfig)}
@@ -134,8 +137,8 @@ def scenario_from_dict(data, data_dir: Path | None = None) -> ScenarioConfig:
                           "(transport=shm) to set ns-3 attributes")
     kw["ns3_attributes"] = ()
     if kw.get("flow_monitor_xml") is not None:
-        raise ConfigError("scenario.flow_monitor_xml cannot be sent to an ns-3 server: it writes no files "
-                          "for its clients; run ns-3 locally (transport=shm) for FlowMonitor")
+        raise ConfigError("scenario.flow_monitor_xml names a file on the client's host: ask for "
+                          "FlowMonitor with START.flow_monitor, and the XML comes back on shutdown")
     for key in ("trace_file", "activity_file"):
         if kw.get(key) is not None:
             kw[key] = confined(key, kw[key], data_dir)
@@ -216,6 +219,7 @@ class Session:
     identity: bytes
     peer: str
     sim: RelaySimulation
+    folder: Path | None = None  # the session's own files (FlowMonitor XML), removed when it ends
     started: float = field(default_factory=time.monotonic)
     last_seen: float = field(default_factory=time.monotonic)
     rounds: int = 0
@@ -380,8 +384,15 @@ class Ns3Server:
             graceful = True
             with contextlib.suppress(Exception):
                 graceful = bool(json.loads(payload[0].bytes).get("graceful", True))
-            returncode = self._end_session("the client shut it down", graceful=graceful)
-            self._reply(identity, STATUS["STATUS_OK"], seq, [json.dumps({"returncode": returncode}).encode()])
+            folder = session.folder
+            try:
+                returncode = self._end_session("the client shut it down", graceful=graceful, keep_files=True)
+                xml = folder / "flowmon.xml" if folder is not None else None
+                files = [xml.read_bytes()] if xml is not None and xml.is_file() else []
+            finally:
+                _remove(folder)
+            reply = {"returncode": returncode, "flow_monitor": bool(files)}
+            self._reply(identity, STATUS["STATUS_OK"], seq, [json.dumps(reply).encode(), *files])
         elif code in (CMD["CMD_REPORT"], CMD["CMD_EXECUTE"], CMD["CMD_ECHO"]):
             self._relay(session, seq, code, payload)
         else:
@@ -401,6 +412,9 @@ class Ns3Server:
             timeout_s = _positive(request, "timeout_s", 900.0)
             startup_s = _positive(request, "startup_timeout_s", 120.0)
             max_steps = _room(request, scenario.devices)
+            flow_monitor = request.get("flow_monitor", False)
+            if not isinstance(flow_monitor, bool):
+                raise ConfigError(f"START.flow_monitor={flow_monitor!r} must be true or false")
         except (ConfigError, ValueError) as e:
             log.warning("refused a scenario from %s: %s", peer, e)
             self._error(identity, seq, "config", str(e))
@@ -409,12 +423,17 @@ class Ns3Server:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.log_dir / f"ns3-{time.strftime('%Y%m%d-%H%M%S')}-{self.sessions_done}.log"
+        # the session's own folder: ns-3 writes its FlowMonitor XML there, and the client gets it back
+        folder = Path(tempfile.mkdtemp(prefix="cosim-session-")) if flow_monitor else None
+        if folder is not None:
+            scenario = replace(scenario, flow_monitor_xml=folder / "flowmon.xml")
         try:
             sim = RelaySimulation(scenario, binary=self.binary, log_path=log_path, timeout_s=timeout_s,
                                   startup_timeout_s=startup_s, max_steps=max_steps)
         except ScenarioNotBuilt as e:
             log.error("%s", e)
             self._error(identity, seq, "not_built", str(e))
+            _remove(folder)
             return
         self._inflight = (identity, seq, "starting the scenario")  # kept if a signal interrupts
         try:
@@ -423,14 +442,16 @@ class Ns3Server:
             self._inflight = None
             log.error("ns-3 did not start for %s: %s", peer, e)
             self._error(identity, seq, "simulation", str(e), session_closed=True)
+            _remove(folder)
             return
         self._inflight = None
-        self._session = Session(identity, peer, sim)
+        self._session = Session(identity, peer, sim, folder)
         log.info("session for %s: %d devices, %s radio, rng %d/%d; ns-3 pid %d, segment %s", peer,
                  scenario.devices, scenario.radio, scenario.rng_seed, scenario.rng_run, sim.pid,
                  sim.segment_name)
         info = {"host": self._host, "ns3_pid": sim.pid, "segment": sim.segment_name,
-                "log_path": str(sim.log_path), "binary": str(sim.binary)}
+                "log_path": str(sim.log_path), "binary": str(sim.binary),
+                "session_folder": str(folder) if folder is not None else None}
         self._reply(identity, STATUS["STATUS_READY"], seq, [json.dumps(info).encode()])
         self._session.last_seen = time.monotonic()
 
@@ -469,7 +490,9 @@ class Ns3Server:
             self._reply(session.identity, STATUS["STATUS_OK"], seq, out)
         session.last_seen = time.monotonic()
 
-    def _end_session(self, reason: str, graceful: bool, next_client: bool = True) -> int | None:
+    def _end_session(self, reason: str, graceful: bool, next_client: bool = True,
+                     keep_files: bool = False) -> int | None:
+        """Stop the session's ns-3 and remove its segment (and its folder, unless `keep_files`)."""
         session, self._session = self._session, None
         if session is None:
             return None
@@ -479,12 +502,19 @@ class Ns3Server:
         try:
             session.sim.close(graceful=graceful)
         finally:
+            if not keep_files:
+                _remove(session.folder)
             self.sessions_done += 1
             log.info("session for %s ended after %.1f s and %d rounds: %s; ns-3 pid %s stopped "
                      "(exit status %s), segment %s removed%s", session.peer,
                      time.monotonic() - session.started, session.rounds, reason, pid,
                      session.sim.returncode, segment, "; waiting for the next client" if next_client else "")
         return session.sim.returncode
+
+
+def _remove(folder: Path | None) -> None:
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

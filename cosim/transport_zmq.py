@@ -22,9 +22,10 @@ of it is the server's work, the shared-memory round trip included) to each excha
 of a small scenario (report + execute) took about 0.5 ms longer than over shared memory, against
 milliseconds to seconds of simulating it.
 
-Paths in the scenario (``trace_file``, ``flow_monitor_xml``) are paths on the ns-3 host; since
-``ScenarioConfig`` checks that ``trace_file`` exists where it is built, a trace must be at the
-same path on both hosts (a shared file system, as on most clusters).
+``trace_file`` and ``activity_file`` name files in the server's ``--data-dir`` (the client checks the
+same names where it runs, so a shared file system or a copy works). ``flow_monitor_xml`` is a path
+on the client's host: ns-3 writes the XML in the session's folder on the server, which sends it back
+with its answer to SHUTDOWN.
 
 Wire format. Every message is a ZMQ multipart message over a DEALER (client) / ROUTER (server)
 pair. Frame 0 is a fixed 16-byte header, little-endian ``<IIII``: ``magic`` (``layout.MAGIC``),
@@ -43,7 +44,7 @@ follow are the same bytes as in the shared-memory segment:
              + PlanStep[N]                           + OutcomeStep[N]
     ECHO     + PlanHeader + PlanRecord[K]     OK     + ReportHeader  + ReportRecord[K]
              + PlanStep[N]
-    SHUTDOWN [+ JSON {graceful: false}]       OK     + JSON {returncode}
+    SHUTDOWN [+ JSON {graceful: false}]       OK     + JSON {returncode, flow_monitor} [+ FlowMonitor XML]
     PING     (keep-alive, no reply)
     any                                       ERROR  + JSON {kind, message, session_closed}
     (none: sequence 0, the server ended the   ERROR  + JSON {kind, message, session_closed}
@@ -239,8 +240,11 @@ class ZmqSimulation:
             self._open_socket()
             _, frames = self._request(CMD_HELLO, [], "connecting", self.connect_timeout_s)
             self.server_info = hello = self._json(frames, "HELLO reply")
-            start = {"scenario": self.scenario.to_dict(), "timeout_s": self.timeout_s,
-                     "startup_timeout_s": self.startup_timeout_s, "max_steps": self.max_steps}
+            # FlowMonitor XML is written on the server's host and comes back on shutdown
+            scenario = {**self.scenario.to_dict(), "flow_monitor_xml": None}
+            start = {"scenario": scenario, "timeout_s": self.timeout_s,
+                     "startup_timeout_s": self.startup_timeout_s, "max_steps": self.max_steps,
+                     "flow_monitor": self.scenario.flow_monitor_xml is not None}
             _, frames = self._request(CMD_START, [json.dumps(start).encode()], "starting the scenario",
                                       self.startup_timeout_s + 30.0, expect=STATUS["STATUS_READY"])
             self._session_open = True
@@ -268,7 +272,9 @@ class ZmqSimulation:
             self._session_open = False
             payload = [] if graceful else [json.dumps({"graceful": False}).encode()]
             with contextlib.suppress(SimulationError, zmq.ZMQError):
-                self._request(CMD["CMD_SHUTDOWN"], payload, "shutting down", 30.0 if graceful else 5.0)
+                _, frames = self._request(CMD["CMD_SHUTDOWN"], payload, "shutting down",
+                                          30.0 if graceful else 5.0)
+                self._keep_flow_monitor(frames)
         if self._sock is not None:
             with contextlib.suppress(zmq.ZMQError):
                 self._sock.disable_monitor()
@@ -277,6 +283,13 @@ class ZmqSimulation:
             self._ctx.term()
             self._sock = self._monitor = self._ctx = None
         self._signals.close()
+
+    def _keep_flow_monitor(self, frames: list[bytes]) -> None:
+        """Write the FlowMonitor XML the server sent back where the scenario wants it."""
+        path = self.scenario.flow_monitor_xml
+        if path is not None and len(frames) == 2:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(frames[1])
 
     def _open_socket(self) -> None:
         self._ctx = zmq.Context()

@@ -76,11 +76,6 @@ def test_bad_settings_fail_with_one_clear_message(override, message):
     assert message in str(err.value)
 
 
-def test_flow_monitor_over_zmq_is_refused_before_anything_starts():
-    with pytest.raises(ConfigError, match="flow_monitor=True is invalid: needs transport=shm"):
-        load_config("smoke", ["scenario.radio=lte", "flow_monitor=true", "transport=zmq"])
-
-
 def test_unknown_config_names_the_presets():
     with pytest.raises(ConfigError, match="smoke"):
         load_config("no-such-preset")

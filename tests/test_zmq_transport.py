@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from cosim import bridge, layout
 from cosim.cli import app
 from cosim.config import load_config
 from cosim.messages import RoundPlan
+from cosim.ns3_server import scenario_from_dict
 from cosim.protocol import StepTimes, per_step_steps
 from cosim.scenario import ConfigError, ScenarioConfig
 from cosim.simulation import Ns3Simulation, SimulationError
@@ -385,8 +387,9 @@ def test_a_client_names_only_files_in_the_servers_data_directory(ns3_binary, tmp
             start(confined, trace_file=secret)
         with pytest.raises(ConfigError, match="reads no files named by clients.*--data-dir"):
             start(open_server, trace_file=Path("cars.ns2"))
-        with pytest.raises(ConfigError, match="flow_monitor_xml cannot be sent"):
-            start(confined, trace_file=Path("cars.ns2"), flow_monitor_xml=tmp_path / "flow.xml")
+        with pytest.raises(ConfigError, match="names a file on the client's host"):
+            scenario_from_dict({**ScenarioConfig(devices=1).to_dict(), "flow_monitor_xml": "/etc/cron.d/x"},
+                               data)
         with pytest.raises(SimulationError, match=r"bad\.ns2:2: not an ns-2 mobility command") as err:
             start(confined, trace_file=Path("bad.ns2"))
         assert "root:" not in str(err.value)
@@ -437,3 +440,18 @@ def test_key_files_are_checked_before_anything_connects(tmp_path):
         ZmqSimulation(ScenarioConfig(devices=1), client_key=tmp_path / "a.key_secret")
     with pytest.raises(ConfigError, match="ns3_client_key"):
         load_config("smoke", ["transport=zmq", f"ns3_client_key={tmp_path}/a.key_secret"])
+
+
+def test_flow_monitor_xml_comes_back_to_the_client(server, tmp_path):
+    """ns-3 writes FlowMonitor XML in the session's folder on the server's host; the client gets it
+    with the answer to its shutdown, where its scenario asked, and the server keeps nothing."""
+    local = tmp_path / "here" / "flowmon.xml"
+    cfg = ScenarioConfig(devices=2, radio="lte", flow_monitor_xml=local)
+    with ZmqSimulation(cfg, address=server.address, timeout_s=60) as sim:
+        sim.channel_report()
+        sim.execute(RoundPlan.equal_shares(0, [True, True], 20_000, 5_000, deadline_s=5.0))
+        folder = Path(sim.server_info["session_folder"])
+        assert folder.is_dir() and not local.exists()
+    root = ET.parse(local).getroot()
+    assert root.tag == "FlowMonitor" and len(root.find("FlowStats")) > 0
+    assert not folder.exists()
