@@ -135,4 +135,4 @@ def test_the_shipped_sweep_files_build_every_point(path, tmp_path, monkeypatch):
         command = path.read_text().split("cosim sumo trace", 1)[1].splitlines()[0].split()
         assert CliRunner().invoke(app, ["sumo", "trace", *command]).exit_code == 0
     points = load_sweep(path).points()
-    assert len({p.name for p in points}) == len(points) >= 8
+    assert len({p.name for p in points}) == len(points) >= 4  # the smallest shipped grid: the tour's 2 x 2
