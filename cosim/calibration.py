@@ -38,7 +38,7 @@ class RateCalibration:
     def samples(self, inputs: RoundInputs, plan: Plan, records: np.ndarray) -> np.ndarray:
         """This round's efficiency per device (NaN where it says nothing: not scheduled, never sent)."""
         bits = records["uplink_delivered_bytes"] * 8.0
-        finished = records["uplink_delivered_bytes"] * 8.0 >= inputs.uplink_bytes * 8.0
+        finished = records["uplink_delivered_bytes"] >= inputs.uplink_bytes
         took = np.where(finished, records["uplink_transfer_s"], records["airtime_s"])
         model_time = plan.predicted_delay_s - inputs.fixed_time_s()  # uplink time the plan assumed
         model_rate = inputs.uplink_bits_at_model_rate / np.where(model_time > 0, model_time, np.nan)

@@ -61,7 +61,7 @@ from cosim.rundir import RunDir
 from cosim.scenario import ScenarioConfig
 from cosim.simulation import Ns3Simulation, scenario_binary
 from cosim.transport_zmq import ZmqSimulation
-from learning.payload import total
+from learning.payload import Message, total
 from learning.trainer import SplitFedTrainer, Update
 from optimizer import Plan, Policy, RoundInputs, VirtualQueues, load_kernels, make_policy
 from optimizer.problem import RoundProblem
@@ -141,22 +141,21 @@ def longest_wait_s(work_s: np.ndarray, ahead: int, servers: int) -> np.ndarray:
     return np.where(own_in_top, top_and_next - work_s, top) / servers
 
 
-def device_steps(cfg: ExperimentConfig, trainer: SplitFedTrainer, compute: DeviceCompute,
+def device_steps(cfg: ExperimentConfig, messages: list[tuple[Message, ...]], compute: DeviceCompute,
                  server: ServerCompute) -> list[tuple[Step, ...]]:
     """Every device's round under the configured protocol (cosim/protocol.py): the learning side's
     messages and the compute models' times. They do not change from round to round."""
     tau = cfg.learning.local_steps
     out = []
-    for k in range(cfg.scenario.devices):
-        messages = trainer.messages(k)
+    for k, device in enumerate(messages):
         if cfg.protocol == "lumped":
-            payload = total(messages)
+            payload = total(device)
             out.append(lumped_steps(payload.uplink_bytes, payload.downlink_bytes, compute.time_s[k],
                                     server.time_s[k]))
         else:
             times = StepTimes.split(compute.time_s[k] / tau, server.time_s[k] / tau, compute.flops,
                                     server.forward_fraction)
-            out.append(per_step_steps(messages, times))
+            out.append(per_step_steps(device, times))
     return out
 
 
@@ -337,14 +336,15 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     trainer = SplitFedTrainer(cfg.learning)
     compute = DeviceCompute.from_config(cfg, trainer)
     k = cfg.scenario.devices
-    payload = [trainer.payload_bytes(d) for d in range(k)]
+    messages = [trainer.messages(d) for d in range(k)]  # predicted from shapes: the plans' and ns-3's
+    payload = [total(m) for m in messages]
     uplink = np.array([p.uplink_bytes for p in payload], float)
     downlink = np.array([p.downlink_bytes for p in payload], float)
     tx_power_w = 10.0 ** ((cfg.scenario.ue_tx_power_dbm - 30.0) / 10.0)
     queues = VirtualQueues(k)  # the same rule as the Lyapunov policy's, kept for every policy
     scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
     server = ServerCompute.from_config(cfg, trainer)
-    steps = device_steps(cfg, trainer, compute, server)
+    steps = device_steps(cfg, messages, compute, server)
     calibration = RateCalibration(k)
     plans: list[tuple[bytes, bytes, bytes]] = []
     if checkpoint is not None:

@@ -115,6 +115,3 @@ class PayloadPredictor:
             step.append(Message("activations_grad", DOWN, activations))
         params = self.device_params * q
         return (Message("device_params", DOWN, params), *(step * steps), Message("device_params", UP, params))
-
-    def predict(self, steps: int, batch: int, seq_len: int) -> Payload:
-        return total(self.messages(steps, batch, seq_len))

@@ -22,7 +22,6 @@
 #include "ns3/point-to-point-module.h"
 
 #include <cmath>
-#include <deque>
 #include <limits>
 #include <map>
 #include <memory>

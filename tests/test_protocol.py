@@ -52,8 +52,7 @@ def test_per_step_round_places_every_message_and_computation():
             tau * (TIMES.embed_forward_s + TIMES.head_s + TIMES.embed_backward_s))
         assert sum(s.seconds for s in compute if s.kind == "server_compute") == pytest.approx(
             tau * (TIMES.server_forward_s + TIMES.server_backward_s))
-        # every message but the opening one follows a computation or another message of its sender
-        assert steps[0] == Step("downlink", bytes=messages[0].nbytes)
+        assert steps[0] == Step("downlink", bytes=messages[0].nbytes)  # the global device part first
 
 
 def test_frozen_embeddings_charge_their_backward_before_the_gradient_goes_up():
@@ -75,7 +74,7 @@ def test_step_times_split_by_flops():
         StepTimes.split(1, 1, flops, 1.5)
 
 
-def _execute(radio: str, steps, tmp_path=None, **scenario):
+def _execute(radio: str, steps, **scenario):
     cfg = ScenarioConfig(devices=2, radio=radio, **{**QUIET, **scenario})
     plan = RoundPlan(0, [True, False], [1.0, 0.0], [steps, ()], deadline_s=30.0)
     with Ns3Simulation(cfg) as sim:
