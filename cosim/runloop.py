@@ -63,7 +63,7 @@ from cosim.simulation import Ns3Simulation, scenario_binary
 from cosim.transport_zmq import ZmqSimulation
 from learning.payload import Message, total
 from learning.trainer import SplitFedTrainer, Update
-from optimizer import Plan, Policy, RoundInputs, VirtualQueues, load_kernels, make_policy
+from optimizer import Plan, Policy, QueuedPolicy, RoundInputs, load_kernels, make_policy
 from optimizer.problem import RoundProblem
 
 # bit/s/Hz: LTE's largest transport block on 100 resource blocks (I_TBS 26, 75,376 bits per 1 ms TTI,
@@ -341,7 +341,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     uplink = np.array([p.uplink_bytes for p in payload], float)
     downlink = np.array([p.downlink_bytes for p in payload], float)
     tx_power_w = 10.0 ** ((cfg.scenario.ue_tx_power_dbm - 30.0) / 10.0)
-    queues = VirtualQueues(k)  # the same rule as the Lyapunov policy's, kept for every policy
+    scheduler = QueuedPolicy(policy, k)  # the run's energy queues, whatever the policy
     scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
     server = ServerCompute.from_config(cfg, trainer)
     steps = device_steps(cfg, messages, compute, server)
@@ -350,7 +350,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint.trainer)
         policy.load_state_dict(checkpoint.policy)
-        queues.restore(checkpoint.queues)
+        scheduler.queues.restore(checkpoint.queues)
         calibration.load_state_dict(checkpoint.calibration)
         plans = list(checkpoint.plans)
     with open_simulation(cfg, scenario, run.ns3_log, sum(map(len, steps))) as sim:
@@ -371,7 +371,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
                 rate_efficiency=calibration.efficiency if cfg.calibrate_rate else 1.0)
             inputs = replace(inputs, server_wait_s=server.wait_allowance_s(inputs))
             with timed(times, "plan_wall_s"):
-                plan = policy.plan(inputs)
+                inputs, plan = scheduler.plan(inputs)
             scheduled = np.flatnonzero(plan.scheduled).tolist()
             enacted = round_plan(plan, inputs, steps, cfg.deadline_s, server.accelerators)
             outcome, updates = overlap(lambda: sim.execute(enacted),  # noqa: B023
@@ -380,8 +380,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             with timed(times, "aggregate_wall_s"):
                 trainer.aggregate(updates, set(np.flatnonzero(delivered).tolist()))
             realised = np.where(plan.scheduled, outcome.records["tx_energy_j"] + compute.energy_j, 0.0)
-            policy.observe(plan, realised)
-            queues.update(plan.scheduled, realised, cfg.energy_budget_j)
+            scheduler.observe(inputs, plan, realised)
             calibration.update(inputs, plan, outcome.records)
             with timed(times, "eval_wall_s"):
                 metrics = trainer.evaluate() if (t + 1) % cfg.learning.eval_every == 0 \
@@ -390,10 +389,10 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             row.update(times)
             row["wall_s"] = time.perf_counter() - start
             run.record(row, device_rows(t, report, outcome, plan, inputs, compute, realised, delivered,
-                                        queues.values))
+                                        scheduler.queues.values))
             # after the tables: a checkpoint never gets ahead of the rounds on disk
             plans.append(enacted.wire)
-            Checkpoint(t + 1, plans, trainer.state_dict(), policy.state_dict(), queues.values,
+            Checkpoint(t + 1, plans, trainer.state_dict(), policy.state_dict(), scheduler.queues.values,
                        calibration.state_dict()).save(run.checkpoint_path)
             if on_round is not None:
                 on_round(row)

@@ -8,6 +8,7 @@ from optimizer.lagrangian import load_kernels, solve_lagrangian
 from optimizer.plan import Plan
 from optimizer.policies import POLICIES, LyapunovPolicy, Policy, make_policy
 from optimizer.problem import RoundProblem
+from optimizer.queued_policy import QueuedPolicy
 from optimizer.queues import VirtualQueues
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "LyapunovPolicy",
     "Plan",
     "Policy",
+    "QueuedPolicy",
     "RoundInputs",
     "RoundProblem",
     "VirtualQueues",

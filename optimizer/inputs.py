@@ -18,6 +18,7 @@ _PER_DEVICE = (
     ("compute_energy_j", False),
     ("energy_budget_j", False),
     ("rate_efficiency", True),
+    ("energy_queue_j", False),
 )
 _SCALARS = (("deadline_s", True), ("bandwidth_hz", True), ("snr_gap_db", False))
 
@@ -35,7 +36,9 @@ class RoundInputs:
     learns it from the simulator's outcomes), so predicted delays and energies follow the radio.
     `server_time_s[k]` is the server's compute for device k's round and `server_wait_s[k]` the
     longest it may queue for a free server, which the plan allows for. A device that is not
-    `present` (not yet in its mobility trace, or gone) cannot be scheduled.
+    `present` (not yet in its mobility trace, or gone) cannot be scheduled. `energy_queue_j[k]` is
+    the run's virtual energy queue Q_k, device k's backlog of realised energy over its budget
+    (optimizer/queued_policy.py keeps it; 0 in a round played on its own).
     """
 
     snr_db: np.ndarray
@@ -54,6 +57,7 @@ class RoundInputs:
     snr_gap_db: float = 0.0
     server_wait_s: np.ndarray | float = 0.0
     present: np.ndarray | bool = True
+    energy_queue_j: np.ndarray | float = 0.0
 
     def __post_init__(self) -> None:
         snr = np.array(self.snr_db, dtype=float)

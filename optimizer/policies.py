@@ -1,8 +1,9 @@
 """Scheduling policies behind one interface, selectable by name.
 
 Every policy answers `plan(inputs) -> Plan` each round and hears `observe(plan, realised_energy_j)`
-afterwards with what the network measured; only the Lyapunov policies keep state from it.
-`state_dict()` / `load_state_dict()` carry whatever the next plans depend on (queues, random
+afterwards with what the network measured. The energy queues are the run's, not a policy's: they
+arrive in `RoundInputs.energy_queue_j` (optimizer/queued_policy.py). `state_dict()` /
+`load_state_dict()` carry whatever else the next plans depend on (participation queues, random
 generators, a round-robin pointer) across a checkpoint.
 """
 
@@ -20,7 +21,7 @@ from optimizer.inputs import RoundInputs
 from optimizer.lagrangian import solve_lagrangian
 from optimizer.plan import Plan
 from optimizer.problem import RoundProblem
-from optimizer.queues import ParticipationQueues, VirtualQueues
+from optimizer.queues import ParticipationQueues
 
 
 class Policy(Protocol):
@@ -34,7 +35,8 @@ class Policy(Protocol):
 
 class LyapunovPolicy:
     """Drift-plus-penalty: each round minimise V·(ω_t·Φ(Σa) + ε·Σ a_k E_k) + Σ Q_k a_k E_k(b_k)
-    − Σ Z_k a_k, then update the queues Q (energy) and Z (participation).
+    − Σ Z_k a_k. The energy queues Q come with the round's inputs (the run keeps them,
+    optimizer/queued_policy.py); the policy keeps and updates its participation queues Z.
 
     method 'exact' solves the round's MILP (solver 'auto', 'gurobi' or 'highs'); 'lagrangian' uses
     the fast price-and-local-search solver. ω_t = (1 − μη)^(T−1−t) over the horizon T. ε, the
@@ -63,41 +65,33 @@ class LyapunovPolicy:
         ParticipationQueues(1, min_participation)  # validates it
         self._solve: Callable[[RoundProblem], Plan] = (
             ExactSolver(solver, threads).solve if method == "exact" else solve_lagrangian)
-        self.queues: VirtualQueues | None = None
         self.participation: ParticipationQueues | None = None
-        self._budget: np.ndarray | None = None
 
     def plan(self, inputs: RoundInputs) -> Plan:
-        if self.queues is None:
-            self.queues = VirtualQueues(inputs.devices)
+        if self.participation is None:
             self.participation = ParticipationQueues(inputs.devices, self.min_participation)
-        q = self.queues.values
-        if q.size != inputs.devices:
-            raise ValueError(f"policy has queues for {q.size} devices, round has {inputs.devices}")
+        z = self.participation.values
+        if z.size != inputs.devices:
+            raise ValueError(f"policy has queues for {z.size} devices, round has {inputs.devices}")
         weight = self.v * round_weight(inputs.round_index, self.horizon, self.mu_eta)
-        self._budget = inputs.energy_budget_j
-        return self._solve(RoundProblem(inputs, q + self.v * self.energy_price, weight, self.rate, self.phi,
-                                        device_cost=-self.participation.values))
+        return self._solve(RoundProblem(inputs, inputs.energy_queue_j + self.v * self.energy_price, weight,
+                                        self.rate, self.phi, device_cost=-z))
 
     def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
-        if self.queues is None or self._budget is None:
+        if self.participation is None:
             raise RuntimeError("observe() before plan()")
-        self.queues.update(plan.scheduled, realised_energy_j, self._budget)
         self.participation.update(plan.scheduled)
 
     def state_dict(self) -> dict:
-        return {"queues": None if self.queues is None else self.queues.values,
-                "participation": None if self.participation is None else self.participation.values,
-                "budget": self._budget}
+        return {"participation": None if self.participation is None else self.participation.values}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["queues"] is not None:
-            self.queues = VirtualQueues(len(state["queues"]))
-            self.queues.restore(state["queues"])
-            self.participation = ParticipationQueues(len(state["queues"]), self.min_participation)
-            if state.get("participation") is not None:  # (checkpoints from before the knob: all 0)
-                self.participation.restore(state["participation"])
-        self._budget = state["budget"]
+        z = state.get("participation")
+        if z is None and state.get("queues") is not None:  # a checkpoint from before the knob: all 0
+            z = np.zeros(len(state["queues"]))
+        if z is not None:
+            self.participation = ParticipationQueues(len(z), self.min_participation)
+            self.participation.restore(z)
 
 
 POLICIES: dict[str, Callable[..., Policy]] = {

@@ -9,7 +9,7 @@ import pytest
 
 from cosim.protocol import lumped_steps
 from cosim.runloop import round_plan
-from optimizer import POLICIES, make_policy
+from optimizer import POLICIES, QueuedPolicy, make_policy
 from optimizer.synthetic import RayleighChannel, random_inputs
 
 BASELINES = [name for name in POLICIES if not name.startswith("lyapunov")]
@@ -18,11 +18,10 @@ BASELINES = [name for name in POLICIES if not name.startswith("lyapunov")]
 @pytest.mark.parametrize("name", list(POLICIES))
 def test_every_policy_returns_a_feasible_plan(name):
     rng = np.random.default_rng(11)
-    policy = make_policy(name)
+    policy = QueuedPolicy(make_policy(name), 12)
     for t in range(5):
         inputs = random_inputs(rng, 12, deadline_s=5.0, mean_snr_db=(-10.0, 20.0))
-        inputs = RayleighChannel(inputs, inputs.snr_db).round(t, rng)
-        plan = policy.plan(inputs)
+        inputs, plan = policy.plan(RayleighChannel(inputs, inputs.snr_db).round(t, rng))
         assert plan.bandwidth_share.sum() <= 1 + 1e-9
         assert plan.n_scheduled >= 1
         on_time = plan.predicted_delay_s <= inputs.deadline_s * (1 + 1e-9)
@@ -34,14 +33,14 @@ def test_every_policy_returns_a_feasible_plan(name):
         steps = [lumped_steps(round(up), round(down)) for up, down in zip(inputs.uplink_bytes,
                                                                           inputs.downlink_bytes, strict=True)]
         round_plan(plan, inputs, steps, inputs.deadline_s, 1)  # the simulator accepts it
-        policy.observe(plan, plan.predicted_energy_j)
+        policy.observe(inputs, plan, plan.predicted_energy_j)
 
 
 def _fresh(name: str):
     kwargs = {"k": 3} if name.endswith("-k") else {}
     if name.startswith("lyapunov"):  # both kinds of queue in the state
         kwargs = {"min_participation": 0.3}
-    return make_policy(name, **kwargs, **({"seed": 4} if name == "random-k" else {}))
+    return QueuedPolicy(make_policy(name, **kwargs, **({"seed": 4} if name == "random-k" else {})), 10)
 
 
 def _faded_rounds(n: int) -> list:
@@ -52,20 +51,22 @@ def _faded_rounds(n: int) -> list:
 
 
 def _play(policy, inputs):
-    plan = policy.plan(inputs)
-    policy.observe(plan, 3.0 * plan.predicted_energy_j)  # over budget: the queues grow
+    inputs, plan = policy.plan(inputs)
+    policy.observe(inputs, plan, 3.0 * plan.predicted_energy_j)  # over budget: the queues grow
     return plan
 
 
 @pytest.mark.parametrize("name", list(POLICIES))
 def test_a_policy_restored_from_its_state_plans_as_the_original_goes_on(name):
-    """What a resumed run relies on: after load_state_dict, a fresh policy makes the same plans."""
+    """What a resumed run relies on: after load_state_dict, a fresh policy with the run's queues
+    makes the same plans."""
     rounds = _faded_rounds(8)
     original = _fresh(name)
     for inputs in rounds[:4]:
         _play(original, inputs)
     restored = _fresh(name)
-    restored.load_state_dict(original.state_dict())
+    restored.policy.load_state_dict(original.policy.state_dict())
+    restored.queues.restore(original.queues.values)
     for inputs in rounds[4:]:
         a, b = _play(original, inputs), _play(restored, inputs)
         np.testing.assert_array_equal(a.scheduled, b.scheduled)
@@ -79,8 +80,33 @@ def test_a_fresh_policy_without_the_state_plans_differently(name):
     original = _fresh(name)
     for inputs in rounds[:4]:
         _play(original, inputs)
-    remembered, forgotten = original.plan(rounds[4]), _fresh(name).plan(rounds[4])
+    forgotten = _fresh(name)
+    forgotten.queues.restore(original.queues.values)  # the policy's own state only
+    remembered, forgotten = original.plan(rounds[4])[1], forgotten.plan(rounds[4])[1]
     assert not np.array_equal(remembered.bandwidth_share, forgotten.bandwidth_share)
+
+
+def test_a_lyapunov_state_from_before_the_run_kept_the_energy_queues_still_loads():
+    """Run folders written when the policy kept its own copy of the energy queues resume: the
+    participation queues come back, the copy is left to the run's."""
+    policy = make_policy("lyapunov", min_participation=0.3)
+    policy.load_state_dict({"queues": np.ones(4), "participation": np.array([0.0, 0.3, 0.6, 0.0]),
+                            "budget": np.full(4, 0.5)})
+    np.testing.assert_array_equal(policy.state_dict()["participation"], [0.0, 0.3, 0.6, 0.0])
+    policy.load_state_dict({"queues": np.ones(4), "participation": None, "budget": None})
+    np.testing.assert_array_equal(policy.state_dict()["participation"], np.zeros(4))
+
+
+def test_the_lyapunov_policy_prices_energy_with_the_queues_it_is_given():
+    """The run's queues reach the policy through its inputs: a device with a long backlog is left out."""
+    inputs = random_inputs(np.random.default_rng(15), 8, deadline_s=10.0)
+    plain = make_policy("lyapunov").plan(inputs)
+    assert plain.scheduled.all()
+    backlog = np.where(np.arange(8) == 3, 1e6, 0.0)
+    owed = make_policy("lyapunov").plan(dataclasses.replace(inputs, energy_queue_j=backlog))
+    assert not owed.scheduled[3] and owed.scheduled.sum() == 7
+    with pytest.raises(ValueError, match="energy_queue_j must be >= 0"):
+        dataclasses.replace(inputs, energy_queue_j=-1.0)
 
 
 def test_an_empty_plan_says_whether_the_deadline_or_the_budget_left_nobody():
@@ -133,13 +159,13 @@ def test_long_run_budgets_hold_and_v_trades_energy_for_convergence():
     channel = RayleighChannel(base, base.snr_db)
     energy, phi = [], []
     for v in (1.0, 10.0, 100.0):
-        policy = make_policy("lyapunov-fast", v=v, horizon=rounds)
+        policy = QueuedPolicy(make_policy("lyapunov-fast", v=v, horizon=rounds), k)
         rng = np.random.default_rng(1)
         spent, phis = np.zeros(k), []
         for t in range(rounds):
-            plan = policy.plan(channel.round(t, rng))
+            inputs, plan = policy.plan(channel.round(t, rng))
             realised = plan.predicted_energy_j * rng.uniform(0.95, 1.05, k)
-            policy.observe(plan, realised)
+            policy.observe(inputs, plan, realised)
             spent += np.where(plan.scheduled, realised, 0.0)
             phis.append(plan.phi if plan.n_scheduled else 1.0)
         average = spent / rounds
@@ -158,12 +184,12 @@ def test_an_energy_price_spends_less_than_the_budget_and_still_schedules():
     channel = RayleighChannel(base, base.snr_db)
     energy, count = [], []
     for price in (0.0, 0.05, 0.5):
-        policy = make_policy("lyapunov-fast", v=10.0, horizon=rounds, energy_price=price)
+        policy = QueuedPolicy(make_policy("lyapunov-fast", v=10.0, horizon=rounds, energy_price=price), k)
         rng = np.random.default_rng(1)
         spent, scheduled = 0.0, 0
         for t in range(rounds):
-            plan = policy.plan(channel.round(t, rng))
-            policy.observe(plan, plan.predicted_energy_j)
+            inputs, plan = policy.plan(channel.round(t, rng))
+            policy.observe(inputs, plan, plan.predicted_energy_j)
             spent += float(plan.predicted_energy_j[plan.scheduled].sum())
             scheduled += plan.n_scheduled
         energy.append(spent / (rounds * k))
@@ -182,13 +208,13 @@ def test_min_participation_keeps_every_device_in_its_share_of_rounds():
     channel = RayleighChannel(base, base.snr_db)
     shares = {}
     for rate in (0.0, r):
-        policy = make_policy("lyapunov-fast", v=5.0, horizon=rounds, energy_price=0.05,
-                             min_participation=rate)
+        policy = QueuedPolicy(make_policy("lyapunov-fast", v=5.0, horizon=rounds, energy_price=0.05,
+                                          min_participation=rate), k)
         rng = np.random.default_rng(3)
         taken = np.zeros(k)
         for t in range(rounds):
-            plan = policy.plan(channel.round(t, rng))
-            policy.observe(plan, plan.predicted_energy_j)
+            inputs, plan = policy.plan(channel.round(t, rng))
+            policy.observe(inputs, plan, plan.predicted_energy_j)
             taken += plan.scheduled
         shares[rate] = taken / rounds
     assert shares[0.0].min() < r - 0.1  # without it some device is mostly left out
@@ -208,13 +234,12 @@ def test_a_high_energy_price_with_participation_queues_waits_for_good_channels()
     for name, options in (("lyapunov-fast", {"v": 5.0, "horizon": rounds, "energy_price": 1.0,
                                              "min_participation": r}),
                           ("round-robin-k", {"k": round(r * k), "shares": "deadline"})):
-        policy = make_policy(name, **options)
+        policy = QueuedPolicy(make_policy(name, **options), k)
         rng = np.random.default_rng(3)
         taken[name], energy[name], gains = np.zeros(k), 0.0, []
         for t in range(rounds):
-            inputs = channel.round(t, rng)
-            plan = policy.plan(inputs)
-            policy.observe(plan, plan.predicted_energy_j)
+            inputs, plan = policy.plan(channel.round(t, rng))
+            policy.observe(inputs, plan, plan.predicted_energy_j)
             taken[name] += plan.scheduled
             energy[name] += float(plan.predicted_energy_j[plan.scheduled].sum())
             gains += list((inputs.snr_db - base.snr_db)[plan.scheduled])

@@ -4,10 +4,12 @@ and `--resume`, which must give the rounds an uninterrupted run gives."""
 
 import json
 import os
+import pickletools
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -147,6 +149,8 @@ def test_interrupted_run_resumes_to_the_rounds_of_an_uninterrupted_one(ns3_binar
         run_experiment(cfg, on_round=interrupt_after_second_round)
     folder = _run_folder(tmp_path)
     assert len(pd.read_parquet(folder / "rounds.parquet")) == 2
+    assert _pickled_modules(folder / "checkpoint.pt") <= {
+        "torch", "torch._utils", "numpy", "numpy._core.multiarray", "collections", "_codecs", "builtins"}
     resumed = resume_experiment(folder)
     assert resumed.path == folder
     assert_same_rounds(folder, uninterrupted)
@@ -209,6 +213,16 @@ def test_sigkilled_cosim_run_resumes_from_the_command_line(ns3_binary, tmp_path,
     assert f"resuming after round {done}" in result.output.replace("\n", " ")
     assert_same_rounds(folder, uninterrupted)
     assert "resumed after" in (folder / "run.log").read_text()
+
+
+def _pickled_modules(checkpoint: Path) -> set[str]:
+    """The modules whose classes a checkpoint's pickle names: none of the project's, so moving its
+    modules cannot make an old run folder unreadable."""
+    with zipfile.ZipFile(checkpoint) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(data)]
+    assert "STACK_GLOBAL" not in {name for name, _ in ops}, "torch.save's pickle protocol changed"
+    return {arg.split(" ")[0] for name, arg in ops if name == "GLOBAL"}
 
 
 def _resume_error(args: list[str]) -> str:
