@@ -19,7 +19,7 @@ run: build
 
 test: build
 	$(BIN)/ruff check cosim learning optimizer tests bench
-	$(BIN)/python -m cosim.layout --check
+	$(BIN)/python -m cosim.wire.layout --check
 	$(BIN)/python -m pytest -q
 
 bench: build
@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check cosim learning optimizer tests bench
 
 layout: $(STAMP)
-	$(BIN)/python -m cosim.layout
+	$(BIN)/python -m cosim.wire.layout
 
 tools:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (Debian: apt-get install python3 python3-venv)"; exit 1; }

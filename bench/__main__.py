@@ -26,18 +26,19 @@ import pandas as pd
 import torch
 
 from bench.machine import machine
-from cosim import layout
-from cosim.messages import RoundPlan, read_report
-from cosim.protocol import StepTimes, lumped_steps, per_step_steps
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation, scenario_binary
+from cosim.experiment.protocol import StepTimes, per_step_steps
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, scenario_binary
+from cosim.wire import layout
+from cosim.wire.messages import RoundPlan, read_report
+from cosim.wire.steps import lumped_steps
 from learning.payload import PayloadPredictor, total
 
 ZMQ_PEER = """
 import sys, zmq
 import numpy as np
 from bench.machine import machine
-from cosim import layout
+from cosim.wire import layout
 k = int(sys.argv[2])
 header = np.zeros(1, layout.REPORT_HEADER.dtype); header["num_devices"] = k
 reply = header.tobytes() + np.zeros(k, layout.REPORT_RECORD.dtype).tobytes()

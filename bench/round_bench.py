@@ -14,8 +14,8 @@ import tempfile
 import pandas as pd
 
 from bench.machine import machine
-from cosim.config import load_config
-from cosim.runloop import run_experiment
+from cosim.experiment.config import load_config
+from cosim.experiment.runloop import run_experiment
 
 PHASES = ["report_wall_s", "plan_wall_s", "ns3_wall_s", "train_wall_s", "aggregate_wall_s",
           "eval_wall_s"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from bench.machine import machine
-from cosim.sweep import load_sweep, prepare, run_local, run_state
+from cosim.campaign.sweep import load_sweep, prepare, run_local, run_state
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,18 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import machine
-from cosim import layout
-from cosim.messages import RoundPlan, read_report
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation, scenario_binary
-from cosim.transport_zmq import ZmqSimulation, pack_header
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, scenario_binary
+from cosim.simulator.zmq_client import ZmqSimulation, pack_header
+from cosim.wire import layout
+from cosim.wire.messages import RoundPlan, read_report
 
 ROOT = Path(__file__).resolve().parent.parent
 TCP_PEER = """
 import sys, zmq
 import numpy as np
-from cosim import layout
-from cosim.transport_zmq import pack_header
+from cosim.wire import layout
+from cosim.simulator.zmq_client import pack_header
 k = int(sys.argv[2])
 header = np.zeros(1, layout.REPORT_HEADER.dtype); header["num_devices"] = k
 reply = [header.tobytes(), np.zeros(k, layout.REPORT_RECORD.dtype).tobytes()]

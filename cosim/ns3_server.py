@@ -3,9 +3,9 @@
     python -m cosim.ns3_server --bind tcp://127.0.0.1:5555     # loopback: the default
     python -m cosim.ns3_server --bind tcp://0.0.0.0:5555       # every interface (logs a warning)
 
-A client (``cosim.transport_zmq.ZmqSimulation``) connects and sends the scenario config as JSON;
+A client (``cosim.simulator.zmq_client.ZmqSimulation``) connects and sends the scenario config as JSON;
 the server starts the compiled scenario here with ``Ns3Simulation`` over shared memory and relays
-each command's message bytes between the TCP socket and the segment (see ``cosim.transport_zmq``
+each command's message bytes between the TCP socket and the segment (see ``cosim.simulator.zmq_client``
 for the reasons and the frames). One client session at a time: another client is told the server
 is busy. A session ends when its client shuts it down, when ns-3 fails (the client gets the exit
 status and the tail of the ns-3 log), or when the client sends nothing (not even its keep-alive)
@@ -39,18 +39,15 @@ import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from cosim import layout
-from cosim.bridge import BridgeError, ShmSegment
-from cosim.messages import read_plan
-from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import (
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
+from cosim.simulator.simulation import (
     STEPS_PER_DEVICE,
     Ns3Simulation,
     ScenarioNotBuilt,
     SimulationError,
     sigterm_as_interrupt,
 )
-from cosim.transport_zmq import (
+from cosim.simulator.zmq_client import (
     CMD,
     CMD_HELLO,
     CMD_PING,
@@ -69,7 +66,10 @@ from cosim.transport_zmq import (
     pack_header,
     unpack_header,
 )
-from cosim.zmq_keys import KeyPair, allowed_keys
+from cosim.simulator.zmq_keys import KeyPair, allowed_keys
+from cosim.wire import layout
+from cosim.wire.bridge import BridgeError, ShmSegment
+from cosim.wire.messages import read_plan
 
 log = logging.getLogger("cosim.ns3_server")
 _POLL_S = 0.2  # longest wait on the socket, so idle sessions are noticed on time

@@ -1,4 +1,4 @@
-// The ns-3 end of the shared-memory bridge (see cosim/bridge.py for the Python end).
+// The ns-3 end of the shared-memory bridge (see cosim/wire/bridge.py for the Python end).
 // Python creates the segment and both semaphores; this side attaches, checks magic and layout
 // version, then answers one command at a time. Waits block on a process-shared semaphore in
 // short slices and check between slices that the Python process is still alive, so a killed

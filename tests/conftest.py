@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cosim import bridge
-from cosim.simulation import scenario_binary
+from cosim.simulator.simulation import scenario_binary
+from cosim.wire import bridge
 
 
 @pytest.fixture(scope="session")

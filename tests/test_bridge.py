@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cosim import bridge, layout
+from cosim.wire import bridge, layout
 
 
 def test_segment_is_private_unique_and_removed():

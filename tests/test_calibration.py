@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cosim import layout
-from cosim.calibration import RateCalibration
-from cosim.protocol import lumped_steps
-from cosim.runloop import round_plan
+from cosim.experiment.calibration import RateCalibration
+from cosim.experiment.runloop import round_plan
+from cosim.wire import layout
+from cosim.wire.steps import lumped_steps
 from optimizer import make_policy
 from optimizer.synthetic import random_inputs
 

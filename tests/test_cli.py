@@ -2,8 +2,8 @@
 
 from typer.testing import CliRunner
 
-from cosim import bridge
 from cosim.cli import app
+from cosim.wire import bridge
 
 runner = CliRunner()
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cosim import doctor
-from cosim.cli import app
+from cosim.cli import app, doctor
 from tests.test_learning_support import tiny_model_dir
 
 
@@ -59,7 +58,7 @@ def test_matching_model_checksum_is_ok(tiny_model):
 
 
 def test_stale_segment_warns_and_points_at_shm_clean():
-    from cosim import bridge
+    from cosim.wire import bridge
 
     with bridge.ShmSegment(1) as seg:
         seg.header["python_pid"] = 2**22 + 12345  # above pid_max: certainly not running

@@ -13,10 +13,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from cosim.config import load_config
-from cosim.messages import RoundPlan
-from cosim.runloop import longest_wait_s, run_experiment
-from cosim.simulation import Ns3Simulation
+from cosim.experiment.config import load_config
+from cosim.experiment.runloop import longest_wait_s, run_experiment
+from cosim.simulator.simulation import Ns3Simulation
+from cosim.wire.messages import RoundPlan
 from learning.config import LoraSettings, ModelSettings
 from learning.encoder import FAMILIES, Encoder
 from learning.flops import server_step_flops_per_sample

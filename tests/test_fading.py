@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.special import j0
 
-from cosim.messages import RoundPlan
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation
+from cosim.wire.messages import RoundPlan
 from tests.conftest import write_trace
 from tests.test_ns3_scenario import RADIOS, fixed_cell
 

@@ -1,6 +1,6 @@
-"""The message layout has one source (cosim/layout.py); the C++ header is generated from it."""
+"""The message layout has one source (cosim/wire/layout.py); the C++ header is generated from it."""
 
-from cosim import layout
+from cosim.wire import layout
 
 
 def test_committed_cpp_header_is_generated_from_layout():

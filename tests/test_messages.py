@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from cosim import layout
-from cosim.messages import RoundPlan, read_outcome, read_plan
-from cosim.protocol import Step
+from cosim.wire import layout
+from cosim.wire.messages import RoundPlan, read_outcome, read_plan
+from cosim.wire.steps import Step
 
 
 def plan(**kw):
@@ -41,7 +41,7 @@ def test_steps_are_checked_when_they_are_made():
         Step("server_compute", seconds=float("nan"))
     with pytest.raises(ValueError, match="not one of"):
         Step("sidelink", bytes=1)
-    with pytest.raises(ValueError, match="not a cosim.protocol.Step"):
+    with pytest.raises(ValueError, match="not a cosim.experiment.protocol.Step"):
         RoundPlan(0, [True], [1.0], [[("uplink", 10)]], deadline_s=1.0)
 
 

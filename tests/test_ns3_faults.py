@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from cosim import bridge, layout
-from cosim.messages import RoundPlan
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError
+from cosim.wire import bridge, layout
+from cosim.wire.messages import RoundPlan
 from tests.conftest import default_sigint
 
 pytestmark = pytest.mark.ns3
@@ -58,8 +58,8 @@ def test_killed_simulator_gives_clear_error_and_leaves_nothing(ns3_binary):
 def test_killed_python_side_makes_ns3_exit(ns3_binary, tmp_path):
     script = textwrap.dedent("""
         import sys, time
-        from cosim.scenario import ScenarioConfig
-        from cosim.simulation import Ns3Simulation
+        from cosim.simulator.scenario import ScenarioConfig
+        from cosim.simulator.simulation import Ns3Simulation
         sim = Ns3Simulation(ScenarioConfig(devices=2))
         sim.start()
         sim.channel_report()
@@ -78,8 +78,8 @@ def test_killed_python_side_makes_ns3_exit(ns3_binary, tmp_path):
 def test_signals_to_python_clean_up(ns3_binary, sig):
     script = textwrap.dedent("""
         import time
-        from cosim.scenario import ScenarioConfig
-        from cosim.simulation import Ns3Simulation
+        from cosim.simulator.scenario import ScenarioConfig
+        from cosim.simulator.simulation import Ns3Simulation
         with Ns3Simulation(ScenarioConfig(devices=2)) as sim:
             print(sim.pid, sim.segment_name, flush=True)
             time.sleep(600)

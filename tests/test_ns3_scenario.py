@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from cosim.messages import RoundPlan
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation, SimulationError
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, SimulationError
+from cosim.wire.messages import RoundPlan
 from tests.conftest import write_trace
 
 pytestmark = pytest.mark.ns3

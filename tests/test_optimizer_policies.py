@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cosim.protocol import lumped_steps
-from cosim.runloop import round_plan
+from cosim.experiment.runloop import round_plan
+from cosim.wire.steps import lumped_steps
 from optimizer import POLICIES, QueuedPolicy, make_policy
 from optimizer.synthetic import RayleighChannel, random_inputs
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from cosim.simulation import Ns3Simulation
+from cosim.simulator.simulation import Ns3Simulation
 from tests.test_ns3_scenario import RADIOS, fixed_cell
 
 pytestmark = pytest.mark.ns3

@@ -1,4 +1,4 @@
-"""The split-learning protocol at packet level: the steps of a round (cosim/protocol.py) and ns-3
+"""The split-learning protocol at packet level: the steps of a round (cosim/experiment/protocol.py) and ns-3
 walking them on both radios (ns3_scenarios/cosim-protocol.cc).
 
 References: the learning side's real tensors (a real local step of the packaged MiniLM), the
@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from cosim.config import load_config
-from cosim.messages import RoundPlan
-from cosim.protocol import DeviceFlops, Step, StepTimes, lumped_steps, per_step_steps
-from cosim.runloop import longest_wait_s
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation
+from cosim.experiment.config import load_config
+from cosim.experiment.protocol import DeviceFlops, StepTimes, per_step_steps
+from cosim.experiment.runloop import longest_wait_s
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation
+from cosim.wire.messages import RoundPlan
+from cosim.wire.steps import Step, lumped_steps
 from learning.payload import DOWN, UP, PayloadPredictor
 from learning.trainer import SplitFedTrainer
 
@@ -185,8 +186,8 @@ def test_the_deadline_cuts_a_device_mid_sequence_and_counts_what_arrived():
 
 
 def test_a_request_waits_at_most_one_local_step_of_each_other_device():
-    """The per-step wait allowance (cosim/runloop.py): with frozen embeddings a device does not wait
-    for the server's backward pass, so it may have that and its next forward pass queued at once;
+    """The per-step wait allowance (cosim/experiment/runloop.py): with frozen embeddings a device does
+    not wait for the server's backward pass, so it may have that and its next forward pass queued at once;
     never more than one local step's work. Three devices in lockstep on one accelerator."""
     messages = PayloadPredictor(64, torch.float32, 5_000, 50_000, False).messages(3, 4, 16)
     busy = StepTimes(0.001, 0.002, 0.002, server_forward_s=0.1, server_backward_s=0.2)

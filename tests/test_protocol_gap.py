@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from cosim.protocol_gap import gap_figure, gap_table
-from cosim.report import Run
+from cosim.campaign.protocol_gap import gap_figure, gap_table
+from cosim.campaign.report import Run
 
 
 def fake_run(protocol: str, seed: int, predicted: list[float], wait: float, realised: list[float]) -> Run:

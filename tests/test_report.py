@@ -11,10 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cosim import rundir
-from cosim.cli import app
-from cosim.config import load_config
-from cosim.report import (
+from cosim.campaign.report import (
     NotARunFolder,
     _curves,
     accuracy_by_energy,
@@ -23,6 +20,9 @@ from cosim.report import (
     resolve_runs,
     write_report,
 )
+from cosim.cli import app
+from cosim.experiment import rundir
+from cosim.experiment.config import load_config
 
 ROUNDS = 3
 # (policy, seed) -> accuracy per round, energy per (round, device) of the two devices

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from cosim.messages import RoundPlan
-from cosim.runloop import downlink_rate_bps
-from cosim.simulation import Ns3Simulation
+from cosim.experiment.runloop import downlink_rate_bps
+from cosim.simulator.simulation import Ns3Simulation
+from cosim.wire.messages import RoundPlan
 from optimizer import RoundInputs
 from optimizer.problem import RoundProblem
 from tests.test_ns3_scenario import RADIOS, fixed_cell

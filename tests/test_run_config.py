@@ -7,8 +7,8 @@ import yaml
 from typer.testing import CliRunner
 
 from cosim.cli import app
-from cosim.config import load_config, preset_names
-from cosim.scenario import ConfigError
+from cosim.experiment.config import load_config, preset_names
+from cosim.simulator.scenario import ConfigError
 
 
 def test_presets_load_and_keep_the_derived_keys_in_step():

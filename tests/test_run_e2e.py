@@ -17,13 +17,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cosim import bridge
-from cosim.checkpoint import CHECKPOINT_VERSION
 from cosim.cli import app
-from cosim.config import load_config
-from cosim.rundir import RunDir
-from cosim.runloop import resume_experiment, run_experiment
-from cosim.simulation import SimulationError
+from cosim.experiment.checkpoint import CHECKPOINT_VERSION
+from cosim.experiment.config import load_config
+from cosim.experiment.rundir import RunDir
+from cosim.experiment.runloop import resume_experiment, run_experiment
+from cosim.simulator.simulation import SimulationError
+from cosim.wire import bridge
 from tests.test_ns3_faults import pid_gone
 
 pytestmark = pytest.mark.ns3

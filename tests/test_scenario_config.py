@@ -2,7 +2,7 @@
 
 import pytest
 
-from cosim.scenario import ConfigError, ScenarioConfig
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
 
 
 @pytest.mark.parametrize("kw, msg", [

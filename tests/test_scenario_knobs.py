@@ -7,10 +7,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from cosim.messages import RoundPlan
 from cosim.ns3_server import scenario_from_dict
-from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import Ns3Simulation
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation
+from cosim.wire.messages import RoundPlan
 from tests.test_ns3_scenario import fixed_cell
 
 # set by the seed (RngRun) and ns-3's own global RngSeed, which --help does not list

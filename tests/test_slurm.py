@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cosim.campaign.sweep import load_sweep
 from cosim.cli import app
-from cosim.sweep import load_sweep
 from tests.test_run_e2e import assert_same_rounds
 from tests.test_sweep import write_sweep
 

@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cosim import sumo
-from cosim.messages import RoundPlan
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation
+from cosim.cli.sumo import sumo_app
+from cosim.simulator import sumo
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation
+from cosim.wire.messages import RoundPlan
 
 WARMUP_S = 20.0
 
 
 def fcd_positions(path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Read SUMO's FCD directly (not through cosim.sumo): vehicle -> (t, x, y)."""
+    """Read SUMO's FCD directly (not through cosim.simulator.sumo): vehicle -> (t, x, y)."""
     samples: dict[str, list[tuple[float, float, float]]] = {}
     for step in ET.parse(path).getroot().iter("timestep"):
         for v in step.iter("vehicle"):
@@ -145,18 +146,18 @@ def test_bad_fcd_is_one_clear_error(tmp_path, content, message):
 
 def test_cli_makes_a_trace_and_reports_errors_in_one_line(tmp_path):
     runner = CliRunner()
-    help_text = runner.invoke(sumo.sumo_app, ["trace", "--help"], terminal_width=120).output
+    help_text = runner.invoke(sumo_app, ["trace", "--help"], terminal_width=120).output
     assert "grid.net.xml" in help_text and "scenario.trace_file=trace.ns2" in help_text
     out = tmp_path / "cli.ns2"
-    ok = runner.invoke(sumo.sumo_app, ["trace", "--devices", "2", "--duration-s", "10", "--warmup-s", "0",
+    ok = runner.invoke(sumo_app, ["trace", "--devices", "2", "--duration-s", "10", "--warmup-s", "0",
                                        "--out", str(out)])
     assert ok.exit_code == 0, ok.output
     assert f"scenario.trace_file={out} scenario.activity_file={out}.activity scenario.devices=2" in ok.output
     assert (tmp_path / "cli.ns2.activity").read_text().count("start") == 2
     assert out.read_text().count("set Z_ 1.5") == 2
-    bad = runner.invoke(sumo.sumo_app, ["convert", str(tmp_path / "missing.xml"), "--out", str(out)])
+    bad = runner.invoke(sumo_app, ["convert", str(tmp_path / "missing.xml"), "--out", str(out)])
     assert bad.exit_code == 2 and "does not exist" in bad.output
-    odd = runner.invoke(sumo.sumo_app, ["trace", "--duration-s", "10.5", "--out", str(out)])
+    odd = runner.invoke(sumo_app, ["trace", "--duration-s", "10.5", "--out", str(out)])
     assert odd.exit_code == 2 and "multiple of step_s" in odd.output
 
 

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cosim.campaign.sweep import Launcher, load_sweep, run_state
 from cosim.cli import app
-from cosim.scenario import ConfigError
-from cosim.sweep import Launcher, load_sweep, run_state
+from cosim.simulator.scenario import ConfigError
 from tests.test_ns3_faults import pid_gone
 
 

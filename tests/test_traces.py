@@ -4,9 +4,9 @@ the scenario before they enter their trace or after they leave it."""
 import numpy as np
 import pytest
 
-from cosim.messages import RoundPlan
-from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import Ns3Simulation, SimulationError
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, SimulationError
+from cosim.wire.messages import RoundPlan
 from optimizer import POLICIES, RoundInputs, make_policy
 from tests.conftest import write_trace
 

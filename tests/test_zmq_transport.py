@@ -18,15 +18,13 @@ import torch
 import zmq
 from typer.testing import CliRunner
 
-from cosim import bridge, layout
 from cosim.cli import app
-from cosim.config import load_config
-from cosim.messages import RoundPlan
+from cosim.experiment.config import load_config
+from cosim.experiment.protocol import StepTimes, per_step_steps
 from cosim.ns3_server import scenario_from_dict
-from cosim.protocol import StepTimes, per_step_steps
-from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import Ns3Simulation, SimulationError
-from cosim.transport_zmq import (
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, SimulationError
+from cosim.simulator.zmq_client import (
     ServerRefused,
     ServerUnreachable,
     TransportError,
@@ -35,6 +33,8 @@ from cosim.transport_zmq import (
     pack_header,
     unpack_header,
 )
+from cosim.wire import bridge, layout
+from cosim.wire.messages import RoundPlan
 from learning.payload import PayloadPredictor
 from tests.conftest import default_sigint, write_trace
 from tests.test_ns3_faults import pid_gone
@@ -237,8 +237,8 @@ def test_second_client_is_told_the_server_is_busy(server):
 def test_killed_client_frees_ns3_and_segment_then_serves_the_next(server):
     script = textwrap.dedent("""
         import sys, time
-        from cosim.scenario import ConfigError, ScenarioConfig
-        from cosim.transport_zmq import ZmqSimulation
+        from cosim.simulator.scenario import ConfigError, ScenarioConfig
+        from cosim.simulator.zmq_client import ZmqSimulation
         sim = ZmqSimulation(ScenarioConfig(devices=2), address=sys.argv[1])
         sim.start()
         sim.channel_report()
@@ -351,8 +351,8 @@ def test_loopback_detection_for_the_bind_warning():
 
 def test_a_run_over_zmq_records_what_a_run_over_shared_memory_records(server, tmp_path):
     """`cosim run` with transport=zmq: every recorded number (wall times aside) as with shm."""
-    from cosim.config import load_config
-    from cosim.runloop import run_experiment
+    from cosim.experiment.config import load_config
+    from cosim.experiment.runloop import run_experiment
     from tests.test_run_e2e import RESUME, assert_same_rounds
 
     runs = [run_experiment(load_config("smoke", [f"results_dir={tmp_path / transport}", *RESUME,

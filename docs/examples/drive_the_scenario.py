@@ -3,10 +3,7 @@ lumped round for every device, one with split learning's messages one by one for
 
 import torch
 
-from cosim.messages import RoundPlan
-from cosim.protocol import Step, StepTimes, per_step_steps
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation
+from cosim import Ns3Simulation, RoundPlan, ScenarioConfig, Step, StepTimes, per_step_steps
 from learning.payload import PayloadPredictor
 
 cfg = ScenarioConfig(devices=4, radio="lte", mobility="random-walk", rng_run=3)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from transformers import AutoModel, AutoTokenizer
 
-from cosim.config import load_config
-from cosim.runloop import run_experiment
+from cosim import load_config, run_experiment
 from learning.encoder import default_model_path
 
 work = Path(tempfile.mkdtemp(prefix="own-model-and-data-"))

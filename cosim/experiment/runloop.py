@@ -8,7 +8,7 @@ Models the scheduler plans with (documented here because the results depend on t
 - device compute: f_k ~ U[f_min, f_max] once per run (seeded); cycles = cycles per sample × the
   samples a device processes in a round (τ·min(s, n_k)); time = cycles / f_k, energy = κ·cycles·f_k².
   Cycles per sample default to cycles_per_flop × the FLOPs of one sample through the device part
-  (`cosim.protocol.DeviceFlops`).
+  (`cosim.experiment.protocol.DeviceFlops`).
 - downlink rate: the report gives the uplink SNR over the whole band; the path gain is reciprocal,
   so the downlink SNR is that plus (P_bs − P_ue) − (NF_ue − NF_bs) dB, the same for any sub-band
   (both radios keep the base station's power per Hz). Each device has B/K of the downlink (the
@@ -27,11 +27,11 @@ Models the scheduler plans with (documented here because the results depend on t
   its requests behind the largest request of each of the M − 1 others, spread over the
   accelerators, M the most devices whose minimum shares fit in the band (never more can be
   scheduled together). Nothing here depends on how fast this host runs the model.
-- protocol: the round's steps (cosim/protocol.py) are walked by ns-3; the delay the scheduler
+- protocol: the round's steps (cosim/experiment/protocol.py) are walked by ns-3; the delay the scheduler
   plans with is their sum (compute, uplink, server and its queue, downlink), which is what a
   device's chain of steps takes when nothing overlaps.
 - uplink rate: the rate model's, times each device's rate efficiency learnt from ns-3's outcomes
-  (cosim/calibration.py; `calibrate_rate: false` plans with the model as it is).
+  (cosim/experiment/calibration.py; `calibrate_rate: false` plans with the model as it is).
 - deadline: the scheduler plans for `deadline_s × (1 − deadline_margin)`, ns-3 enforces
   `deadline_s`: the margin absorbs what the round's fading and retransmissions add to a plan that
   the energy minimum places right at its deadline.
@@ -51,16 +51,17 @@ from typing import NoReturn
 
 import numpy as np
 
-from cosim.calibration import RateCalibration
-from cosim.checkpoint import CHECKPOINT_NAME, Checkpoint, ResumeError
-from cosim.config import ExperimentConfig, load_config
-from cosim.messages import ChannelReport, RoundOutcome, RoundPlan, read_plan
-from cosim.plots import plot_run
-from cosim.protocol import DeviceFlops, Step, StepTimes, lumped_steps, per_step_steps
-from cosim.rundir import RunDir
-from cosim.scenario import ScenarioConfig
-from cosim.simulation import Ns3Simulation, scenario_binary
-from cosim.transport_zmq import ZmqSimulation
+from cosim.experiment.calibration import RateCalibration
+from cosim.experiment.checkpoint import CHECKPOINT_NAME, Checkpoint, ResumeError
+from cosim.experiment.config import ExperimentConfig, load_config
+from cosim.experiment.plots import plot_run
+from cosim.experiment.protocol import DeviceFlops, StepTimes, per_step_steps
+from cosim.experiment.rundir import RunDir
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, scenario_binary
+from cosim.simulator.zmq_client import ZmqSimulation
+from cosim.wire.messages import ChannelReport, RoundOutcome, RoundPlan, read_plan
+from cosim.wire.steps import Step, lumped_steps
 from learning.payload import Message, total
 from learning.trainer import SplitFedTrainer, Update
 from optimizer import Plan, Policy, QueuedPolicy, RoundInputs, load_kernels, make_policy
@@ -143,7 +144,7 @@ def longest_wait_s(work_s: np.ndarray, ahead: int, servers: int) -> np.ndarray:
 
 def device_steps(cfg: ExperimentConfig, messages: list[tuple[Message, ...]], compute: DeviceCompute,
                  server: ServerCompute) -> list[tuple[Step, ...]]:
-    """Every device's round under the configured protocol (cosim/protocol.py): the learning side's
+    """Every device's round under the configured protocol (cosim/experiment/protocol.py): the learning side's
     messages and the compute models' times. They do not change from round to round."""
     tau = cfg.learning.local_steps
     out = []

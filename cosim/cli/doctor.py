@@ -23,9 +23,9 @@ from typing import Literal
 
 import numpy as np
 
-from cosim import bridge
-from cosim.config import BUILTIN_DATASETS, ExperimentConfig
-from cosim.simulation import REPO_ROOT, ScenarioNotBuilt, scenario_binary
+from cosim.experiment.config import BUILTIN_DATASETS, ExperimentConfig
+from cosim.simulator.simulation import REPO_ROOT, ScenarioNotBuilt, scenario_binary
+from cosim.wire import bridge
 
 Status = Literal["ok", "warn", "fail"]
 NODEPS_FIX = "pip install --no-deps -r requirements-nodeps.txt (or `make build`)"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosim import layout
+from cosim.wire import layout
 
 SHM_DIR = Path("/dev/shm")
 PREFIX = "cosim-"

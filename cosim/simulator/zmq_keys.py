@@ -18,7 +18,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
-from cosim.scenario import ConfigError
+from cosim.simulator.scenario import ConfigError
 
 
 def new_key_pair(folder: Path, name: str) -> tuple[Path, Path]:

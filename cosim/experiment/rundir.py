@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from cosim.checkpoint import CHECKPOINT_NAME
-from cosim.config import ExperimentConfig
-from cosim.simulation import REPO_ROOT
+from cosim.experiment.checkpoint import CHECKPOINT_NAME
+from cosim.experiment.config import ExperimentConfig
+from cosim.simulator.simulation import REPO_ROOT
 
 PACKAGES = ("ns3", "torch", "transformers", "peft", "gurobipy", "highspy", "numba", "numpy",
             "splitlora-cosim")

@@ -10,18 +10,18 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cosim import bridge
-from cosim.config import ExperimentConfig, load_config, preset_names
-from cosim.messages import RoundPlan
-from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
-from cosim.sumo import sumo_app
-from cosim.terminal import console, fail
+from cosim.cli.sumo import sumo_app
+from cosim.cli.terminal import console, fail
+from cosim.experiment.config import ExperimentConfig, load_config, preset_names
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
+from cosim.simulator.simulation import Ns3Simulation, ScenarioNotBuilt, SimulationError, sigterm_as_interrupt
+from cosim.wire import bridge
+from cosim.wire.messages import RoundPlan
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cosim.rundir import RunDir
+    from cosim.experiment.rundir import RunDir
 
 app = typer.Typer(help="Co-simulation of split federated LoRA over an ns-3 wireless network.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -45,7 +45,7 @@ def keys_new(
     """Make a key pair. The server's user starts `python -m cosim.ns3_server --keys NAME.key_secret
     --allow DIR` with the clients' public keys in DIR; a client sets ns3_client_key (its own
     NAME.key_secret) and ns3_server_key (the server's NAME.key). Secret keys stay on their host."""
-    from cosim.zmq_keys import new_key_pair
+    from cosim.simulator.zmq_keys import new_key_pair
 
     try:
         public, secret = new_key_pair(folder, name)
@@ -188,8 +188,8 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
     with status 130."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cosim.checkpoint import ResumeError
-    from cosim.runloop import exit_interrupted, resumable, resume_experiment, run_experiment
+    from cosim.experiment.checkpoint import ResumeError
+    from cosim.experiment.runloop import exit_interrupted, resumable, resume_experiment, run_experiment
 
     if cfg is None:
         try:
@@ -270,7 +270,7 @@ def doctor(
     Checks Python, the ns-3 wheel and the compiled scenario, shared memory and stale segments,
     Gurobi (and its licence) and HiGHS, the model's checksum, the datasets, torch and results_dir.
     """
-    from cosim.doctor import exit_code, run_checks
+    from cosim.cli.doctor import exit_code, run_checks
 
     checks = run_checks(results_dir)
     colours = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -293,7 +293,7 @@ def report(
     or the values of --by keys) over seeds, accuracy also read at the least cumulative energy any run
     spent; and a figure (report.png): accuracy and cumulative energy per device vs round, and
     accuracy vs cumulative energy per device."""
-    from cosim.report import NotARunFolder, rich_table, write_report
+    from cosim.campaign.report import NotARunFolder, rich_table, write_report
 
     try:
         keys = tuple(k.strip() for k in by.split(",") if k.strip())
@@ -334,7 +334,7 @@ def sweep_run(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from cosim import sweep as sweeps
+    from cosim.campaign import sweep as sweeps
 
     try:
         sweep = sweeps.load_sweep(file, overrides or [])
@@ -380,7 +380,7 @@ def sweep_run(
 @sweep_app.command("collect")
 def sweep_collect(folder: Annotated[Path, typer.Argument(help="the sweep's folder (sweep-<name>)")]) -> None:
     """One row per point (grid values, status, metrics) in FOLDER/sweep.csv, shown as a table."""
-    from cosim import sweep as sweeps
+    from cosim.campaign import sweep as sweeps
 
     if not (folder / sweeps.SWEEP_FILE).is_file():
         fail(f"{folder} is not a sweep folder (no {sweeps.SWEEP_FILE}); `cosim sweep run FILE` makes one")
@@ -388,7 +388,7 @@ def sweep_collect(folder: Annotated[Path, typer.Argument(help="the sweep's folde
 
 
 def _sweep_table(table: pd.DataFrame, folder: Path) -> None:
-    from cosim.report import COLUMNS
+    from cosim.campaign.report import COLUMNS
 
     grid = list(table.columns[1:list(table.columns).index("status")])
     shown = grid + [c for c in ("status", "rounds", "final_accuracy", "mean_scheduled",

@@ -31,8 +31,8 @@ from matplotlib.ticker import MaxNLocator
 from rich.table import Table
 from scipy import stats
 
-from cosim.config import ExperimentConfig, policy_parameters
-from cosim.plots import plt
+from cosim.experiment.config import ExperimentConfig, policy_parameters
+from cosim.experiment.plots import plt
 from optimizer import POLICIES
 
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")

@@ -48,8 +48,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from cosim.config import ExperimentConfig, apply_overrides, load_config, read_mapping
-from cosim.scenario import ConfigError
+from cosim.experiment.config import ExperimentConfig, apply_overrides, load_config, read_mapping
+from cosim.simulator.scenario import ConfigError
 
 LAUNCHERS = ("local", "slurm")
 SWEEP_FILE = "sweep.yaml"
@@ -251,7 +251,7 @@ def run_point(folder: Path, name: str, threads: int) -> str:
     """
     import torch
 
-    from cosim.runloop import resumable, resume_experiment, run_experiment
+    from cosim.experiment.runloop import resumable, resume_experiment, run_experiment
 
     sweep = load_sweep(Path(folder) / SWEEP_FILE)
     cfg = sweep.run_config(sweep.point(name))
@@ -275,9 +275,10 @@ def run_point(folder: Path, name: str, threads: int) -> str:
 
 
 def _worker_main(argv: list[str]) -> int:
-    """`python -m cosim.sweep FOLDER POINT THREADS`: one local worker (exit 0 when the run completed)."""
-    from cosim.runloop import exit_interrupted
-    from cosim.simulation import sigterm_as_interrupt
+    """`python -m cosim.campaign.sweep FOLDER POINT THREADS`: one local worker (exit 0 when the run
+    completed)."""
+    from cosim.experiment.runloop import exit_interrupted
+    from cosim.simulator.simulation import sigterm_as_interrupt
 
     folder, name, threads = argv
     try:
@@ -311,7 +312,8 @@ def run_local(sweep: Sweep, points: list[Point], on_done: Callable[[str, str], N
                 point = waiting.pop(0)
                 with open(sweep.folder / "logs" / f"{point.name}.log", "ab") as log:
                     running[point.name] = subprocess.Popen(
-                        [sys.executable, "-m", "cosim.sweep", str(sweep.folder), point.name, str(threads)],
+                        [sys.executable, "-m", "cosim.campaign.sweep", str(sweep.folder), point.name,
+                         str(threads)],
                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             for name, proc in list(running.items()):
                 if proc.poll() is not None:
@@ -364,7 +366,7 @@ def wait_slurm(sweep: Sweep, jobs: list[tuple[str, Any]], on_done: Callable[[str
 def collect(folder: Path) -> pd.DataFrame:
     """One row per point: grid values, status, rounds done and `cosim report`'s metrics; also
     written to `sweep.csv` in the folder."""
-    from cosim.report import energy_range, load_run, summarise
+    from cosim.campaign.report import energy_range, load_run, summarise
 
     sweep = load_sweep(Path(folder) / SWEEP_FILE)
     runs = {p.name: load_run(sweep.folder / "runs" / p.name) for p in sweep.points()

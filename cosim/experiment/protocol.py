@@ -16,7 +16,7 @@ Both charge the same computation and carry the same bytes; they differ in what w
 Computation is split over a step by the FLOPs of its parts: the server's forward pass and its
 backward pass (counted on the real modules, learning/flops.py), the device's embedding forward,
 its head (forward and backward) and its embedding backward (``DeviceFlops``). With frozen
-embeddings the device model still charges their backward (cosim/runloop.py); it is placed with the
+embeddings the device model still charges their backward (cosim/experiment/runloop.py); it is placed with the
 head, before the gradient goes up.
 
 ns-3 walks the steps from both ends (ns3_scenarios/cosim-protocol.h): the device and the server
@@ -26,53 +26,15 @@ for the messages addressed to them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cosim.wire.steps import STEP_KINDS, Step, lumped_steps
 from learning.payload import DOWN, UP, Message
 
+__all__ = ["PROTOCOLS", "STEP_KINDS", "DeviceFlops", "Step", "StepTimes", "lumped_steps", "per_step_steps"]
+
 PROTOCOLS = ("per-step", "lumped")
-STEP_KINDS = ("device_compute", "server_compute", "uplink", "downlink")  # the order of layout.STEP_KINDS
-MESSAGE_KINDS = ("uplink", "downlink")
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a device's round: a computation of `seconds` or a message of `bytes`.
-
-    `local_step` is the local training step (1..τ) it belongs to; 0 for the round's opening and
-    closing (the global device part coming down, the update going up)."""
-
-    kind: str
-    bytes: int = 0
-    seconds: float = 0.0
-    local_step: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in STEP_KINDS:
-            raise ValueError(f"step kind {self.kind!r} is not one of {STEP_KINDS}")
-        if self.kind in MESSAGE_KINDS:
-            if int(self.bytes) != self.bytes or self.bytes < 0 or self.seconds != 0:
-                raise ValueError(f"a {self.kind} step has a whole number of bytes >= 0 and no seconds, "
-                                 f"got bytes={self.bytes!r}, seconds={self.seconds!r}")
-            object.__setattr__(self, "bytes", int(self.bytes))
-        elif self.bytes != 0 or not (math.isfinite(self.seconds) and self.seconds >= 0):
-            raise ValueError(f"a {self.kind} step has finite seconds >= 0 and no bytes, "
-                             f"got seconds={self.seconds!r}, bytes={self.bytes!r}")
-        if int(self.local_step) != self.local_step or self.local_step < 0:
-            raise ValueError(f"local_step={self.local_step!r} must be a whole number >= 0")
-
-    @property
-    def is_message(self) -> bool:
-        return self.kind in MESSAGE_KINDS
-
-
-def lumped_steps(uplink_bytes: int, downlink_bytes: int, compute_s: float = 0.0,
-                 server_s: float = 0.0) -> tuple[Step, ...]:
-    """The paper's round: compute, everything up, the server, everything down."""
-    return (Step("device_compute", seconds=float(compute_s)), Step("uplink", bytes=int(uplink_bytes)),
-            Step("server_compute", seconds=float(server_s)), Step("downlink", bytes=int(downlink_bytes)))
 
 
 @dataclass(frozen=True)

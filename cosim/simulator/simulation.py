@@ -21,12 +21,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cosim import layout
-from cosim.bridge import BridgeError, PeerDied, ShmSegment
-from cosim.messages import ChannelReport, RoundOutcome, RoundPlan, read_outcome, read_report
-from cosim.scenario import ScenarioConfig
+from cosim.simulator.scenario import ScenarioConfig
+from cosim.wire import layout
+from cosim.wire.bridge import BridgeError, PeerDied, ShmSegment
+from cosim.wire.messages import ChannelReport, RoundOutcome, RoundPlan, read_outcome, read_report
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BINARY = REPO_ROOT / "build" / "ns3" / "cosim-scenario"
 CMD = layout.COMMANDS
 STATUS = layout.STATUSES

@@ -31,9 +31,9 @@ Wire format. Every message is a ZMQ multipart message over a DEALER (client) / R
 pair. Frame 0 is a fixed 16-byte header, little-endian ``<IIII``: ``magic`` (``layout.MAGIC``),
 ``layout_version`` (``layout.LAYOUT_VERSION``; magic and version stay at offsets 0 and 4 forever),
 ``code`` and ``sequence`` (chosen by the client, echoed by the server). In a request ``code`` is a
-command: ``CMD_REPORT``, ``CMD_EXECUTE``, ``CMD_SHUTDOWN``, ``CMD_ECHO`` from ``cosim.layout``, or
+command: ``CMD_REPORT``, ``CMD_EXECUTE``, ``CMD_SHUTDOWN``, ``CMD_ECHO`` from ``cosim.wire.layout``, or
 one of the transport's own ``CMD_HELLO``, ``CMD_START``, ``CMD_PING`` (below). In a reply it is a
-status from ``cosim.layout``: ``STATUS_OK``, ``STATUS_READY`` or ``STATUS_ERROR``. The frames that
+status from ``cosim.wire.layout``: ``STATUS_OK``, ``STATUS_READY`` or ``STATUS_ERROR``. The frames that
 follow are the same bytes as in the shared-memory segment:
 
     request                                   reply
@@ -71,10 +71,8 @@ from typing import NamedTuple
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from cosim import layout
-from cosim.messages import ChannelReport, RoundOutcome, RoundPlan, read_outcome, read_report
-from cosim.scenario import ConfigError, ScenarioConfig
-from cosim.simulation import (
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
+from cosim.simulator.simulation import (
     STEPS_PER_DEVICE,
     ScenarioNotBuilt,
     SimulationError,
@@ -82,7 +80,9 @@ from cosim.simulation import (
     interrupts_held,
     sigterm_as_interrupt,
 )
-from cosim.zmq_keys import KeyPair, public_key
+from cosim.simulator.zmq_keys import KeyPair, public_key
+from cosim.wire import layout
+from cosim.wire.messages import ChannelReport, RoundOutcome, RoundPlan, read_outcome, read_report
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 SERVER_COMMAND = "python -m cosim.ns3_server --bind"
@@ -98,7 +98,7 @@ CMD_HELLO = TRANSPORT_COMMANDS["CMD_HELLO"]
 CMD_START = TRANSPORT_COMMANDS["CMD_START"]
 CMD_PING = TRANSPORT_COMMANDS["CMD_PING"]
 if set(TRANSPORT_COMMANDS.values()) & set(CMD.values()):
-    raise AssertionError("transport command codes collide with cosim.layout.COMMANDS")
+    raise AssertionError("transport command codes collide with cosim.wire.layout.COMMANDS")
 COMMAND_NAMES = {v: k for k, v in {**CMD, **TRANSPORT_COMMANDS}.items()}
 
 HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL

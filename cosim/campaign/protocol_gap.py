@@ -6,7 +6,7 @@ calibration off, without queueing for the server), the round time ns-3 realised 
 and under `per-step`, and their ratios; each a mean over a run's rounds, then the mean, minimum
 and maximum over seeds.
 
-    python -m cosim.protocol_gap results/sweep-protocol-gap/runs --out results/figures/protocol-gap
+    python -m cosim.campaign.protocol_gap results/sweep-protocol-gap/runs --out results/figures/protocol-gap
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cosim.report import Run, load_run, resolve_runs  # noqa: E402
+from cosim.campaign.report import Run, load_run, resolve_runs  # noqa: E402
 
 QUANTITIES = ("formula_s", "lumped_s", "per_step_s", "lumped_over_formula", "per_step_over_formula",
               "per_step_over_lumped")
@@ -104,7 +104,8 @@ def gap_figure(table: pd.DataFrame, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cosim.protocol_gap", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m cosim.campaign.protocol_gap",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="run folders, or folders holding them (a sweep's runs/)")
     ap.add_argument("--out", type=Path, default=Path("results/figures/protocol-gap"),
                     help="path without suffix: writes OUT.csv and OUT.png")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cosim import layout
-from cosim.protocol import STEP_KINDS, Step, lumped_steps
+from cosim.wire import layout
+from cosim.wire.steps import STEP_KINDS, Step, lumped_steps
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ _STEP_NAMES = {code: kind for kind, code in _STEP_CODES.items()}
 @dataclass(frozen=True)
 class RoundPlan:
     """What each device does this round: whether it goes, its share of the band and its round's steps
-    (cosim/protocol.py). An unscheduled device has no steps. Validated at construction."""
+    (cosim/experiment/protocol.py). An unscheduled device has no steps. Validated at construction."""
 
     round_index: int
     scheduled: np.ndarray  # bool, one per device
@@ -71,7 +71,7 @@ class RoundPlan:
         for device in steps:
             for step in device:
                 if not isinstance(step, Step):
-                    raise ValueError(f"plan.steps holds {step!r}, not a cosim.protocol.Step")
+                    raise ValueError(f"plan.steps holds {step!r}, not a cosim.wire.steps.Step")
         object.__setattr__(self, "scheduled", scheduled)
         object.__setattr__(self, "bandwidth_share", b)
         object.__setattr__(self, "steps", steps)

@@ -22,13 +22,13 @@ from typing import Any
 
 import yaml
 
-from cosim.protocol import PROTOCOLS
-from cosim.scenario import ConfigError, ScenarioConfig
+from cosim.experiment.protocol import PROTOCOLS
+from cosim.simulator.scenario import ConfigError, ScenarioConfig
 from learning.config import TrainerConfig
 from optimizer.policies import POLICIES, LyapunovPolicy
 from optimizer.rates import RATE_MODELS
 
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 BUILTIN_DATASETS = ("bbc", "tweets")
 TRANSPORTS = ("shm", "zmq")
 
@@ -143,9 +143,9 @@ class ExperimentConfig:
     results_dir: Path = Path("results")
     flow_monitor: bool = False
     csv: bool = False
-    calibrate_rate: bool = True  # learn each device's rate efficiency from ns-3 (cosim/calibration.py)
+    calibrate_rate: bool = True  # learn each device's rate efficiency from ns-3 (experiment/calibration.py)
     deadline_margin: float = 0.1  # the scheduler plans for deadline_s × (1 − margin)
-    protocol: str = "per-step"  # per-step: split learning's exchanges; lumped: the paper's (cosim.protocol)
+    protocol: str = "per-step"  # per-step: split learning; lumped: the paper (experiment/protocol.py)
     transport: str = "shm"  # shm: ns-3 here, over shared memory; zmq: under cosim.ns3_server at ns3_address
     ns3_address: str = "tcp://127.0.0.1:5555"
     ns3_client_key: Path | None = None  # zmq: this client's NAME.key_secret (CURVE; `cosim keys new NAME`)

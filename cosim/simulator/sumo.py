@@ -42,13 +42,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from cosim.terminal import fail
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SUMO_DIR = REPO_ROOT / "ns3_scenarios" / "sumo"
 DEFAULT_NET = SUMO_DIR / "grid.net.xml"
 
@@ -186,7 +181,7 @@ def _number(path: Path, elem: ET.Element, attr: str, what: str) -> float:
     return value
 
 
-def _fmt(value: float, digits: int) -> str:
+def fmt(value: float, digits: int) -> str:
     """Fixed-point without trailing zeros: 12.5, 0, -3.25."""
     text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
@@ -218,7 +213,7 @@ class Ns2Trace:
         """SUMO's ns2activity format: every node is in the scenario from 0 to the window's end
         (the vehicles were chosen for that), and absent after it, where the trace knows nothing."""
         lines = [f'$ns_ at 0 "$g({n}) start"; # SUMO-ID: {vid}' for n, vid in enumerate(self.vehicles)]
-        lines += [f'$ns_ at {_fmt(self.duration_s, 6)} "$g({n}) stop"; # SUMO-ID: {vid}'
+        lines += [f'$ns_ at {fmt(self.duration_s, 6)} "$g({n}) stop"; # SUMO-ID: {vid}'
                   for n, vid in enumerate(self.vehicles)]
         return "\n".join(lines) + "\n"
 
@@ -295,8 +290,8 @@ def fcd_to_ns2(fcd: Fcd | Path | str, devices: int, *, start_s: float | None = N
     for n, vid in enumerate(chosen):
         pts = [(round(t - start, 6), round(x - ox, 3), round(y - oy, 3)) for t, x, y in in_window(vid)]
         _, x0, y0 = pts[0]
-        lines += [f"$node_({n}) set X_ {_fmt(x0, 3)}", f"$node_({n}) set Y_ {_fmt(y0, 3)}",
-                  f"$node_({n}) set Z_ {_fmt(z_m, 3)}"]
+        lines += [f"$node_({n}) set X_ {fmt(x0, 3)}", f"$node_({n}) set Y_ {fmt(y0, 3)}",
+                  f"$node_({n}) set Z_ {fmt(z_m, 3)}"]
         length = 0.0
         for (ta, xa, ya), (tb, xb, yb) in zip(pts, pts[1:], strict=False):
             max_dist = max(max_dist, math.hypot(xa, ya), math.hypot(xb, yb))
@@ -304,8 +299,8 @@ def fcd_to_ns2(fcd: Fcd | Path | str, devices: int, *, start_s: float | None = N
             if d == 0:
                 continue
             length += d
-            moves.append((ta, n, f'$ns_ at {_fmt(ta, 6)} "$node_({n}) setdest {_fmt(xb, 3)} '
-                                 f'{_fmt(yb, 3)} {_fmt(d / (tb - ta), 6)}"'))
+            moves.append((ta, n, f'$ns_ at {fmt(ta, 6)} "$node_({n}) setdest {fmt(xb, 3)} '
+                                 f'{fmt(yb, 3)} {fmt(d / (tb - ta), 6)}"'))
         lengths.append(length)
     moves.sort(key=lambda m: (m[0], m[1]))
     lines += [m[2] for m in moves]
@@ -442,17 +437,17 @@ def generate_trace(out: Path | str, devices: int, duration_s: float, seed: int =
         fcd_path = work / "fcd.xml"
         _run_sumo_tool("sumo", [
             "--net-file", str(net), "--route-files", "vehicles.rou.xml",
-            "--begin", "0", "--end", _fmt(end_trace + step_s, 6), "--step-length", _fmt(step_s, 6),
+            "--begin", "0", "--end", fmt(end_trace + step_s, 6), "--step-length", fmt(step_s, 6),
             "--seed", str(seed), "--time-to-teleport", "-1",  # a stuck car waits, never jumps
             "--fcd-output", str(fcd_path), "--device.fcd.explicit", ",".join(ids),
-            "--device.fcd.begin", _fmt(begin_trace, 6),
+            "--device.fcd.begin", fmt(begin_trace, 6),
             "--no-step-log", "--no-warnings", "--duration-log.disable",
         ], cwd=work, timeout_s=timeout_s)
         header = [f"SUMO {_sumo_version()} FCD -> ns-2 by cosim sumo trace: {devices} devices, "
-                  f"{_fmt(duration_s, 6)} s, seed {seed}, step {_fmt(step_s, 6)} s, "
+                  f"{fmt(duration_s, 6)} s, seed {seed}, step {fmt(step_s, 6)} s, "
                   f"background {background}",
-                  f"network {net.name}; trace time 0 = SUMO time {_fmt(begin_trace, 6)} s; base station "
-                  f"at ({_fmt(origin[0], 3)}, {_fmt(origin[1], 3)}) of the network = (0, 0) here"]
+                  f"network {net.name}; trace time 0 = SUMO time {fmt(begin_trace, 6)} s; base station "
+                  f"at ({fmt(origin[0], 3)}, {fmt(origin[1], 3)}) of the network = (0, 0) here"]
         fcd = read_fcd(fcd_path)
 
         def samples(times) -> int:
@@ -483,101 +478,3 @@ def _sumo_version() -> str:
         return version("eclipse-sumo")
     except Exception:  # a SUMO outside the wheel
         return "(version unknown)"
-
-
-# -- CLI ------------------------------------------------------------------------------------------
-
-sumo_app = typer.Typer(
-    help="Vehicular mobility from SUMO: ns-2 traces for `scenario.mobility=ns2`.",
-    no_args_is_help=True)
-
-
-TRACE_HELP = """Drive DEVICES cars through a road network with SUMO and write their
-motion as an ns-2 mobility trace for the ns-3 scenario (--mobility=ns2).
-
-The default network, ns3_scenarios/sumo/grid.net.xml, is a 1 km x 1 km grid
-of 250 m blocks: one lane each way, limit 50 km/h (13.9 m/s), traffic lights
-on the 9 inner junctions. The base station stands on the central junction,
-so devices are 0 to about 710 m away (cell_radius_m does not apply to
-traces). Each car drives a seeded random walk (a random turn at every
-junction) and wants 0.8 to 1.2 times the limit (SUMO speedFactor
-normc(1,0.1,0.8,1.2)); with the traffic lights they average about 9 m/s.
-The same DEVICES cars stay on the road all along: node i is car dev<i>.
-
-SUMO first runs --warmup-s seconds (cars spread and reach speed); the end
-of the warm-up is time 0 of the trace and of ns-3. Beside the trace goes
-OUT.activity (SUMO's ns2activity format): every car is in the scenario from
-0 to the trace's end and absent after it, where no policy can schedule it;
-make the trace at least as long as the simulated time of the run (about
-rounds x deadline_s). The same options give the same files.
-
-\b
-Example (the default preset has 10 devices; otherwise add
-scenario.devices=K to match --devices):
-  cosim sumo trace --devices 10 --duration-s 600 --seed 1 --out trace.ns2
-  cosim run default scenario.mobility=ns2 scenario.trace_file=trace.ns2
-      scenario.activity_file=trace.ns2.activity
-"""
-
-
-@sumo_app.command("trace", help=TRACE_HELP)
-def trace_cmd(
-    devices: Annotated[int, typer.Option(help="number of devices (cars) K; nodes 0..K-1")] = 10,
-    duration_s: Annotated[float, typer.Option(help="length of the trace (s)")] = 600.0,
-    seed: Annotated[int, typer.Option(help="seed of the routes and of SUMO")] = 1,
-    out: Annotated[Path, typer.Option(help="ns-2 trace to write")] = Path("trace.ns2"),
-    net: Annotated[Path, typer.Option(help="SUMO network (.net.xml)",
-                                      show_default="the shipped grid.net.xml")] = DEFAULT_NET,
-    step_s: Annotated[float, typer.Option(help="SUMO step = FCD sampling period (s)")] = 1.0,
-    warmup_s: Annotated[float, typer.Option(help="SUMO time simulated before the trace starts (s)")] = 60.0,
-    background: Annotated[int, typer.Option(help="other cars on the roads, not traced")] = 0,
-    ue_height_m: Annotated[float, typer.Option(help="device height written to the trace (m)")] = 1.5,
-    bs_x: Annotated[float | None, typer.Option(help="base station x in the network (default: its centre)",
-                                            show_default=False)] = None,
-    bs_y: Annotated[float | None, typer.Option(help="base station y in the network (default: its centre)",
-                                            show_default=False)] = None,
-    fcd: Annotated[Path | None, typer.Option(help="also keep SUMO's FCD output here")] = None,
-) -> None:
-    if (bs_x is None) != (bs_y is None):
-        fail("give both --bs-x and --bs-y, or neither")
-    try:
-        result = generate_trace(out, devices, duration_s, seed, net=net, step_s=step_s,
-                                warmup_s=warmup_s, background=background, ue_height_m=ue_height_m,
-                                bs_xy=None if bs_x is None else (bs_x, bs_y), fcd_out=fcd)
-    except SumoError as e:
-        fail(str(e))
-    t = result.trace
-    print(f"wrote {result.path}: {devices} devices over {_fmt(t.duration_s, 3)} s on {result.net.name} "
-          f"(seed {seed}) in {result.elapsed_s:.1f} s")
-    print(f"mean speed {result.mean_speed_mps:.1f} m/s, farthest {t.max_distance_m:.0f} m from the "
-          "base station")
-    print(f"use: cosim run default scenario.mobility=ns2 scenario.trace_file={result.path} "
-          f"scenario.activity_file={activity_path(result.path)} scenario.devices={devices}")
-
-
-@sumo_app.command("convert")
-def convert_cmd(
-    fcd: Annotated[Path, typer.Argument(help="SUMO --fcd-output file")],
-    devices: Annotated[int, typer.Option(help="number of devices K (vehicles to keep)")] = 10,
-    out: Annotated[Path, typer.Option(help="ns-2 trace to write")] = Path("trace.ns2"),
-    start_s: Annotated[float | None, typer.Option(
-        help="FCD time that becomes time 0 (default: the first)", show_default=False)] = None,
-    end_s: Annotated[float | None, typer.Option(help="last FCD time to keep (default: last)")] = None,
-    bs_x: Annotated[float, typer.Option(help="base station x in the FCD coordinates")] = 0.0,
-    bs_y: Annotated[float, typer.Option(help="base station y in the FCD coordinates")] = 0.0,
-    ue_height_m: Annotated[float, typer.Option(help="device height written to the trace (m)")] = 1.5,
-) -> None:
-    """Convert an FCD file of your own SUMO scenario into an ns-2 trace.
-
-    Keeps the first DEVICES vehicles (natural id order) that are present in every timestep of
-    the window, shifts time so the window starts at 0 and positions so the base station is at
-    (0, 0), and writes one setdest per sample so ns-3 passes through every FCD position.
-    """
-    try:
-        trace = fcd_to_ns2(fcd, devices, start_s=start_s, end_s=end_s, origin_xy=(bs_x, bs_y),
-                           z_m=ue_height_m, header=[f"converted from {fcd.name} by cosim sumo convert"])
-    except SumoError as e:
-        fail(str(e))
-    trace.write(out)
-    print(f"wrote {out} and {activity_path(out)}: vehicles {', '.join(trace.vehicles)} as nodes "
-          f"0..{devices - 1}, {_fmt(trace.duration_s, 3)} s")
