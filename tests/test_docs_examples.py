@@ -1,5 +1,7 @@
 """The code examples of docs/ are files that run, and the pages show them as they are."""
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -29,3 +31,30 @@ def test_the_example_runs(ns3_binary, example):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert EXPECTED[example] in done.stdout
+
+
+def test_the_slurm_guide_shows_its_sweep_file_and_the_file_is_a_valid_sweep():
+    from cosim import load_sweep
+
+    text = (ROOT / "docs/examples/slurm-sweep.yaml").read_text()
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+    assert body in re.findall(r"```yaml\n(.*?)```", (ROOT / "docs/guides/run-on-slurm.md").read_text(), re.S)
+    sweep = load_sweep(ROOT / "docs/examples/slurm-sweep.yaml")  # every point's config is checked
+    assert len(sweep.points()) == 15 and sweep.launcher.kind == "slurm"
+
+
+@pytest.mark.ns3
+def test_the_ns3_on_another_host_script_runs_a_run_over_curve(ns3_binary, tmp_path):
+    from tests.test_zmq_transport import free_port
+
+    env = {**os.environ, "WORK": str(tmp_path / "work"), "PORT": str(free_port()),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(ROOT / "docs/examples/ns3_on_another_host.sh"),
+                           f"results_dir={tmp_path / 'results'}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads(next((tmp_path / "results").glob("*/manifest.json")).read_text())
+    assert manifest["status"] == "completed" and manifest["rounds_done"] == 2
+    assert manifest["simulator"]["transport"] == "zmq" and manifest["simulator"]["authentication"] == "curve"
+    for secret in (tmp_path / "work").rglob("*.key_secret"):
+        assert secret.stat().st_mode & 0o777 == 0o600

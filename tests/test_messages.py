@@ -41,7 +41,7 @@ def test_steps_are_checked_when_they_are_made():
         Step("server_compute", seconds=float("nan"))
     with pytest.raises(ValueError, match="not one of"):
         Step("sidelink", bytes=1)
-    with pytest.raises(ValueError, match="not a cosim.experiment.protocol.Step"):
+    with pytest.raises(ValueError, match="not a cosim.wire.steps.Step"):
         RoundPlan(0, [True], [1.0], [[("uplink", 10)]], deadline_s=1.0)
 
 

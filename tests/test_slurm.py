@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from cosim.campaign.sweep import load_sweep
 from cosim.cli import app
 from tests.test_run_e2e import assert_same_rounds
-from tests.test_sweep import write_sweep
 
 SCRIPTS = Path(__file__).parent / "slurm"
+GUIDE_SWEEP = Path(__file__).resolve().parents[1] / "docs" / "examples" / "slurm-sweep.yaml"
 pytestmark = pytest.mark.ns3
 
 
@@ -45,19 +45,28 @@ def slurm_conf():
     subprocess.run([str(SCRIPTS / "slurm-down.sh")], timeout=60)
 
 
-def test_a_sweep_gives_the_same_results_locally_and_on_slurm(ns3_binary, tmp_path, slurm_conf, monkeypatch):
+def test_the_guides_sweep_gives_the_same_results_locally_and_on_slurm(ns3_binary, tmp_path, slurm_conf,
+                                                                     monkeypatch):
+    """docs/guides/run-on-slurm.md's sweep file, at smoke size, as a job array and on a local pool."""
     if slurm_conf is not None:
         monkeypatch.setenv("SLURM_CONF", slurm_conf)
     monkeypatch.chdir(tmp_path)
-    path = write_sweep(tmp_path, overrides=["rounds=3", "energy_budget_j=0.03"])
-    local = CliRunner().invoke(app, ["sweep", "run", str(path), "name=local"])
+    small = ["config=smoke", "overrides=[rounds=3, energy_budget_j=0.03]",
+             "grid.policy.name=[lyapunov, round-robin-k]", "grid.seed=[1, 2]",
+             f"results_dir={tmp_path / 'results'}", "launcher.cpus_per_task=1", "launcher.mem_gb=2",
+             "launcher.sbatch={comment: cosim-test}"]
+    local_args = [*small, "name=local", "launcher.kind=local", "launcher.workers=2",
+                  "launcher.threads_per_run=1"]
+    local = CliRunner().invoke(app, ["sweep", "run", str(GUIDE_SWEEP), *local_args])
     assert local.exit_code == 0, local.output
-    on_slurm = CliRunner().invoke(app, ["sweep", "run", str(path), "name=slurm", "launcher.kind=slurm",
-                                        "launcher.cpus_per_task=1", "launcher.mem_gb=2"])
+    on_slurm = CliRunner().invoke(app, ["sweep", "run", str(GUIDE_SWEEP), *small, "name=slurm"])
     assert on_slurm.exit_code == 0, on_slurm.output
     assert "submitted Slurm job array" in on_slurm.output
-    local_sweep, slurm_sweep = load_sweep(path, ["name=local"]), load_sweep(path, ["name=slurm"])
+    local_sweep = load_sweep(GUIDE_SWEEP, local_args)
+    slurm_sweep = load_sweep(GUIDE_SWEEP, [*small, "name=slurm"])
     slurm_logs = list((slurm_sweep.folder / "slurm").glob("*/*_log.out"))
     assert len(slurm_logs) == 4  # four array tasks ran under Slurm
+    scripts = list((slurm_sweep.folder / "slurm").rglob("*_submission.sh"))
+    assert scripts and "#SBATCH --comment=cosim-test" in scripts[0].read_text()  # launcher.sbatch
     for point in local_sweep.points():
         assert_same_rounds(slurm_sweep.folder / "runs" / point.name, local_sweep.folder / "runs" / point.name)

@@ -69,6 +69,8 @@ def test_a_labelled_group_sets_several_keys_together(tmp_path):
     ({"grid": {"policy.name": ["lyapunov", "nope"]}}, "sweep point policy.name=nope: policy.name='nope'"),
     ({"launcher": {"kind": "pbs"}}, "launcher.kind='pbs' is invalid: one of local, slurm"),
     ({"launcher": {"nodes": 2}}, "unknown launcher key 'nodes'"),
+    ({"launcher": {"sbatch": "--account=x"}}, "launcher.sbatch='--account=x' is invalid: a mapping"),
+    ({"launcher": {"sbatch": {"exclusive": True}}}, "launcher.sbatch=.* is invalid: a mapping"),
     ({"config": "missing.yaml"}, "neither a preset"),
 ])
 def test_a_bad_sweep_stops_before_any_run(tmp_path, changes, message):

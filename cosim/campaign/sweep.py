@@ -18,6 +18,7 @@ A sweep file (YAML):
       cpus_per_task: 2
       mem_gb: 8
       array_parallelism: 16
+      sbatch: {account: myproject}   # slurm: any other sbatch option (--account=myproject)
     name: policies                   # the folder <results_dir>/sweep-<name> (default: the file's stem)
 
 The sweep's folder holds the resolved `sweep.yaml`, `runs/<point>/` (a run folder per grid point,
@@ -68,6 +69,7 @@ class Launcher:
     cpus_per_task: int = 2
     mem_gb: float = 8.0
     array_parallelism: int = 16
+    sbatch: dict[str, str | int] = field(default_factory=dict)  # any other sbatch option: {account: proj}
 
     def __post_init__(self) -> None:
         checks = [(self.kind in LAUNCHERS, "kind", f"one of {', '.join(LAUNCHERS)}"),
@@ -76,7 +78,11 @@ class Launcher:
                    ">= 1 (or null for cores // workers)"),
                   (self.time_min >= 1, "time_min", ">= 1"),
                   (self.cpus_per_task >= 1, "cpus_per_task", ">= 1"), (self.mem_gb > 0, "mem_gb", "> 0"),
-                  (self.array_parallelism >= 1, "array_parallelism", ">= 1")]
+                  (self.array_parallelism >= 1, "array_parallelism", ">= 1"),
+                  (isinstance(self.sbatch, dict) and all(
+                      isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool)
+                      for k, v in self.sbatch.items()), "sbatch",
+                   "a mapping of sbatch's long options to values, e.g. {account: myproject, qos: normal}")]
         for ok, key, allowed in checks:
             if not ok:
                 raise ConfigError(f"launcher.{key}={getattr(self, key)!r} is invalid: {allowed}")
@@ -344,6 +350,8 @@ def submit_slurm(sweep: Sweep, points: list[Point]) -> list[tuple[str, Any]]:
         slurm_setup=[f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"])
     if launcher.partition:
         params["slurm_partition"] = launcher.partition
+    if launcher.sbatch:
+        params["slurm_additional_parameters"] = {k.replace("-", "_"): v for k, v in launcher.sbatch.items()}
     executor.update_parameters(**params)
     names = [p.name for p in points]
     jobs = executor.map_array(run_point, [sweep.folder] * len(names), names, [threads] * len(names))

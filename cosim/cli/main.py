@@ -313,7 +313,7 @@ A sweep file (YAML):
   grid: {policy.name: [lyapunov, random-k], seed: [1, 2, 3]}
   launcher: {kind: local, workers: 2}
   # slurm: {kind: slurm, partition: gpu, time_min: 120, cpus_per_task: 2,
-  #         mem_gb: 8, array_parallelism: 16}
+  #         mem_gb: 8, array_parallelism: 16, sbatch: {account: myproject}}
   name: policies                     # folder <results_dir>/sweep-<name>
 
 OVERRIDES change the sweep file itself, e.g. launcher.kind=slurm, launcher.workers=2,
