@@ -10,29 +10,67 @@ Devices that cannot meet the deadline even with the whole band are never chosen.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from optimizer.convergence import Phi, partial_participation_phi
 from optimizer.inputs import RoundInputs
 from optimizer.plan import Plan, empty_plan, make_plan
+from optimizer.policy import Policy, PolicyContext
 from optimizer.problem import RoundProblem, fitting_prefix
+from optimizer.rates import RATE_MODELS
 
 SHARE_MODES = ("equal", "deadline")
 
 
-class Baseline:
+@dataclass(frozen=True)
+class RateConfig:
+    """Knobs of myopic and energy-greedy (their shares are always 'deadline')."""
+
+    rate: str = "paper"  # the rate model plans use (optimizer/rates.py)
+
+    def __post_init__(self) -> None:
+        if self.rate not in RATE_MODELS:
+            raise ValueError(f"rate={self.rate!r} must be one of {', '.join(RATE_MODELS)}")
+
+
+@dataclass(frozen=True)
+class SharesConfig(RateConfig):
+    """Knobs of all-equal."""
+
+    shares: str = "equal"  # equal: 1/n each; deadline: each device's minimum plus an equal part
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.shares not in SHARE_MODES:
+            raise ValueError(f"shares={self.shares!r} must be one of {', '.join(SHARE_MODES)}")
+
+
+@dataclass(frozen=True)
+class KConfig(SharesConfig):
+    """Knobs of the k-device baselines."""
+
+    k: int = 3  # devices per round (fewer when fewer can meet the deadline)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.k < 1:
+            raise ValueError(f"k={self.k} must be >= 1")
+
+
+class Baseline(Policy):
     """Common frame: choose devices, then shares; subclasses implement `choose`."""
 
+    Config: type = SharesConfig
     name = "baseline"
     #: why `choose` may return nobody although a device can meet the deadline
     empty_reason = "the policy chose no device"
 
-    def __init__(self, shares: str = "equal", rate: str = "paper",
+    def __init__(self, config: RateConfig, context: PolicyContext,
                  phi: Phi = partial_participation_phi) -> None:
-        if shares not in SHARE_MODES:
-            raise ValueError(f"shares={shares!r}; expected one of {SHARE_MODES}")
-        self.shares, self.rate, self.phi = shares, rate, phi
+        super().__init__(config, context)
+        self.shares, self.rate, self.phi = getattr(config, "shares", "deadline"), config.rate, phi
 
     def choose(self, problem: RoundProblem) -> np.ndarray:
         raise NotImplementedError
@@ -59,16 +97,6 @@ class Baseline:
         return make_plan(problem, idx, b, solver=self.name, license="n/a",
                          solve_time_s=time.perf_counter() - start, queues=False)
 
-    def observe(self, plan: Plan, realised_energy_j: np.ndarray) -> None:
-        """Queue-less: nothing to learn from the outcome."""
-
-    def state_dict(self) -> dict:
-        """What the next choices depend on (nothing for the stateless baselines)."""
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue from `state_dict()`."""
-
 
 class AllEqual(Baseline):
     """Every device that can make the deadline, equal shares (shares below β are reported)."""
@@ -80,12 +108,12 @@ class AllEqual(Baseline):
 
 
 class _KBaseline(Baseline):
-    def __init__(self, k: int = 3, shares: str = "equal", rate: str = "paper",
+    Config = KConfig
+
+    def __init__(self, config: KConfig, context: PolicyContext,
                  phi: Phi = partial_participation_phi) -> None:
-        super().__init__(shares, rate, phi)
-        if k < 1:
-            raise ValueError(f"k={k} must be >= 1")
-        self.k = k
+        super().__init__(config, context, phi)
+        self.k = config.k
 
 
 class RandomK(_KBaseline):
@@ -93,10 +121,10 @@ class RandomK(_KBaseline):
 
     name = "random-k"
 
-    def __init__(self, k: int = 3, seed: int = 0, shares: str = "equal", rate: str = "paper",
+    def __init__(self, config: KConfig, context: PolicyContext,
                  phi: Phi = partial_participation_phi) -> None:
-        super().__init__(k, shares, rate, phi)
-        self._rng = np.random.default_rng(seed)
+        super().__init__(config, context, phi)
+        self._rng = np.random.default_rng(context.seed)
 
     def choose(self, problem: RoundProblem) -> np.ndarray:
         feasible = problem.feasible
@@ -114,9 +142,9 @@ class RoundRobinK(_KBaseline):
 
     name = "round-robin-k"
 
-    def __init__(self, k: int = 3, shares: str = "equal", rate: str = "paper",
+    def __init__(self, config: KConfig, context: PolicyContext,
                  phi: Phi = partial_participation_phi) -> None:
-        super().__init__(k, shares, rate, phi)
+        super().__init__(config, context, phi)
         self._next = 0
 
     def choose(self, problem: RoundProblem) -> np.ndarray:
@@ -146,10 +174,8 @@ class Myopic(Baseline):
     """V → ∞ without energy queues: as many devices as the deadline allows (smallest β first, which
     maximises the count), each at its minimum share plus an equal part of the rest."""
 
+    Config = RateConfig
     name = "myopic"
-
-    def __init__(self, rate: str = "paper", phi: Phi = partial_participation_phi) -> None:
-        super().__init__("deadline", rate, phi)
 
     def choose(self, problem: RoundProblem) -> np.ndarray:
         return problem.feasible
@@ -160,11 +186,13 @@ class EnergyGreedy(Baseline):
     stays within its budget, as many as the band allows; the band then split to minimise the total
     energy (KKT with unit weights)."""
 
+    Config = RateConfig
     name = "energy-greedy"
     empty_reason = "every device that can meet the deadline would go over its energy budget"
 
-    def __init__(self, rate: str = "paper", phi: Phi = partial_participation_phi) -> None:
-        super().__init__("deadline", rate, phi)
+    def __init__(self, config: RateConfig, context: PolicyContext,
+                 phi: Phi = partial_participation_phi) -> None:
+        super().__init__(config, context, phi)
         self._spent: np.ndarray | None = None
         self._rounds = 0
         self._budget: np.ndarray | None = None

@@ -150,6 +150,9 @@ def solve_with(backend: MilpBackend, problem: RoundProblem) -> tuple[np.ndarray,
     return best[1], best[2], best[0], min(lower, best[0])
 
 
+SOLVERS = ("auto", "gurobi", "highs")
+
+
 class ExactSolver:
     """Per-round exact solver with back-end choice: 'gurobi', 'highs' or 'auto'.
 
@@ -158,8 +161,8 @@ class ExactSolver:
     """
 
     def __init__(self, solver: str = "auto", threads: int = 1) -> None:
-        if solver not in ("auto", "gurobi", "highs"):
-            raise ValueError(f"solver={solver!r}; expected 'auto', 'gurobi' or 'highs'")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver={solver!r}; expected one of {', '.join(SOLVERS)}")
         self.solver = solver
         self._threads = threads
         self._backend: GurobiBackend | HighsBackend | None = None

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimizer.history import History
+
 # per-device fields that may be given as one scalar for every device; (name, strictly positive?)
 _PER_DEVICE = (
     ("uplink_bytes", True),
@@ -38,7 +40,8 @@ class RoundInputs:
     longest it may queue for a free server, which the plan allows for. A device that is not
     `present` (not yet in its mobility trace, or gone) cannot be scheduled. `energy_queue_j[k]` is
     the run's virtual energy queue Q_k, device k's backlog of realised energy over its budget
-    (optimizer/queued_policy.py keeps it; 0 in a round played on its own).
+    (optimizer/scheduler.py keeps it; 0 in a round played on its own). `history` is the rounds
+    before, per device (optimizer/history.py; None outside a run).
     """
 
     snr_db: np.ndarray
@@ -58,6 +61,7 @@ class RoundInputs:
     server_wait_s: np.ndarray | float = 0.0
     present: np.ndarray | bool = True
     energy_queue_j: np.ndarray | float = 0.0
+    history: History | None = None
 
     def __post_init__(self) -> None:
         snr = np.array(self.snr_db, dtype=float)
@@ -76,6 +80,9 @@ class RoundInputs:
             _check(name, np.array([value]), positive)
             object.__setattr__(self, name, value)
         object.__setattr__(self, "present", self._per_device("present", bool))
+        if self.history is not None and (not isinstance(self.history, History)
+                                         or self.history.devices != self.devices):
+            raise ValueError(f"history must be a History of {self.devices} devices, got {self.history!r}")
         if int(self.round_index) < 0:
             raise ValueError(f"round_index={self.round_index} must be >= 0")
 

@@ -29,7 +29,7 @@ class _Backlogs:
 
 class VirtualQueues(_Backlogs):
     """Q_k(t+1) = max(Q_k(t) + a_k E_k^realised − E-bar_k, 0): backlog of energy over budget [J].
-    The run's, whatever its policy (optimizer/queued_policy.py)."""
+    The run's, whatever its policy (optimizer/scheduler.py)."""
 
     what = "queue"
 

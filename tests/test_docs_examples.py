@@ -10,22 +10,36 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {"docs/python-api.md": "docs/examples/drive_the_scenario.py",
-            "docs/guides/own-model-and-data.md": "docs/examples/own_model_and_data.py"}
-
-
+SHOWN = [("docs/python-api.md", "docs/examples/drive_the_scenario.py"),
+         ("docs/guides/own-model-and-data.md", "docs/examples/own_model_and_data.py"),
+         ("docs/guides/add-a-policy.md", "docs/examples/proportional_fair.py"),  # run by test_policy_plugins
+         ("docs/guides/add-a-policy.md", "docs/examples/test_proportional_fair.py")]
 EXPECTED = {"docs/examples/drive_the_scenario.py": "server_compute",  # what each prints
             "docs/examples/own_model_and_data.py": "-smoke-lyapunov-s1"}
 
 
-@pytest.mark.parametrize("page, example", EXAMPLES.items())
+@pytest.mark.parametrize("page, example", SHOWN)
 def test_the_page_shows_the_example_file_verbatim(page, example):
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), re.S)
     assert (ROOT / example).read_text() in blocks
 
 
+def test_the_policy_guides_sweep_file_is_a_valid_sweep(tmp_path, monkeypatch):
+    from cosim import load_sweep
+
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "examples"))
+    text = (ROOT / "docs/guides/add-a-policy.md").read_text()
+    sweep_file = tmp_path / "pf-vs-builtins.yaml"
+    sweep_file.write_text(next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "grid:" in b))
+    sweep = load_sweep(sweep_file)
+    knobs = {p.values["policy.name"]: sweep.run_config(p).policy.to_dict() for p in sweep.points()}
+    assert len(sweep.points()) == 20 and knobs["random-k"]["k"] == 3 and "k" not in knobs["lyapunov"]
+    assert knobs["proportional_fair:ProportionalFair"] == {"name": "proportional_fair:ProportionalFair",
+                                                          "k": 3}
+
+
 @pytest.mark.ns3
-@pytest.mark.parametrize("example", EXAMPLES.values())
+@pytest.mark.parametrize("example", EXPECTED)
 def test_the_example_runs(ns3_binary, example):
     done = subprocess.run([sys.executable, str(ROOT / example)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)

@@ -109,6 +109,6 @@ def test_virtual_queue_update():
 
 
 def test_unknown_policy_lists_the_names():
-    with pytest.raises(ValueError, match="unknown policy 'lyapunuv'.*lyapunov-fast.*energy-greedy"):
+    with pytest.raises(ValueError, match="'lyapunuv' is not a policy .did you mean lyapunov.*energy-greedy"):
         make_policy("lyapunuv")
 

@@ -9,7 +9,7 @@ import pytest
 
 from cosim.experiment.runloop import round_plan
 from cosim.wire.steps import lumped_steps
-from optimizer import POLICIES, QueuedPolicy, make_policy
+from optimizer import POLICIES, Scheduler, make_policy
 from optimizer.synthetic import RayleighChannel, random_inputs
 
 BASELINES = [name for name in POLICIES if not name.startswith("lyapunov")]
@@ -18,7 +18,7 @@ BASELINES = [name for name in POLICIES if not name.startswith("lyapunov")]
 @pytest.mark.parametrize("name", list(POLICIES))
 def test_every_policy_returns_a_feasible_plan(name):
     rng = np.random.default_rng(11)
-    policy = QueuedPolicy(make_policy(name), 12)
+    policy = Scheduler(make_policy(name), 12)
     for t in range(5):
         inputs = random_inputs(rng, 12, deadline_s=5.0, mean_snr_db=(-10.0, 20.0))
         inputs, plan = policy.plan(RayleighChannel(inputs, inputs.snr_db).round(t, rng))
@@ -40,7 +40,7 @@ def _fresh(name: str):
     kwargs = {"k": 3} if name.endswith("-k") else {}
     if name.startswith("lyapunov"):  # both kinds of queue in the state
         kwargs = {"min_participation": 0.3}
-    return QueuedPolicy(make_policy(name, **kwargs, **({"seed": 4} if name == "random-k" else {})), 10)
+    return Scheduler(make_policy(name, **kwargs, **({"seed": 4} if name == "random-k" else {})), 10)
 
 
 def _faded_rounds(n: int) -> list:
@@ -146,7 +146,7 @@ def test_bad_policy_options():
     with pytest.raises(ValueError, match="v=-1"):
         make_policy("lyapunov", v=-1)
     with pytest.raises(ValueError, match="round t=30 outside the horizon"):
-        make_policy("lyapunov-fast", horizon=30).plan(
+        make_policy("lyapunov-fast", rounds=30).plan(
             dataclasses.replace(random_inputs(np.random.default_rng(0), 3), round_index=30))
 
 
@@ -159,7 +159,7 @@ def test_long_run_budgets_hold_and_v_trades_energy_for_convergence():
     channel = RayleighChannel(base, base.snr_db)
     energy, phi = [], []
     for v in (1.0, 10.0, 100.0):
-        policy = QueuedPolicy(make_policy("lyapunov-fast", v=v, horizon=rounds), k)
+        policy = Scheduler(make_policy("lyapunov-fast", v=v, rounds=rounds), k)
         rng = np.random.default_rng(1)
         spent, phis = np.zeros(k), []
         for t in range(rounds):
@@ -184,7 +184,7 @@ def test_an_energy_price_spends_less_than_the_budget_and_still_schedules():
     channel = RayleighChannel(base, base.snr_db)
     energy, count = [], []
     for price in (0.0, 0.05, 0.5):
-        policy = QueuedPolicy(make_policy("lyapunov-fast", v=10.0, horizon=rounds, energy_price=price), k)
+        policy = Scheduler(make_policy("lyapunov-fast", v=10.0, rounds=rounds, energy_price=price), k)
         rng = np.random.default_rng(1)
         spent, scheduled = 0.0, 0
         for t in range(rounds):
@@ -208,7 +208,7 @@ def test_min_participation_keeps_every_device_in_its_share_of_rounds():
     channel = RayleighChannel(base, base.snr_db)
     shares = {}
     for rate in (0.0, r):
-        policy = QueuedPolicy(make_policy("lyapunov-fast", v=5.0, horizon=rounds, energy_price=0.05,
+        policy = Scheduler(make_policy("lyapunov-fast", v=5.0, rounds=rounds, energy_price=0.05,
                                           min_participation=rate), k)
         rng = np.random.default_rng(3)
         taken = np.zeros(k)
@@ -231,10 +231,10 @@ def test_a_high_energy_price_with_participation_queues_waits_for_good_channels()
     base = random_inputs(np.random.default_rng(2), k, deadline_s=6.0, mean_snr_db=(0.0, 20.0))
     channel = RayleighChannel(base, base.snr_db)
     taken, energy, fading = {}, {}, {}
-    for name, options in (("lyapunov-fast", {"v": 5.0, "horizon": rounds, "energy_price": 1.0,
+    for name, options in (("lyapunov-fast", {"v": 5.0, "rounds": rounds, "energy_price": 1.0,
                                              "min_participation": r}),
                           ("round-robin-k", {"k": round(r * k), "shares": "deadline"})):
-        policy = QueuedPolicy(make_policy(name, **options), k)
+        policy = Scheduler(make_policy(name, **options), k)
         rng = np.random.default_rng(3)
         taken[name], energy[name], gains = np.zeros(k), 0.0, []
         for t in range(rounds):

@@ -27,11 +27,11 @@ def test_overrides_are_parsed_by_the_field_type():
     assert cfg.rounds == 5 and cfg.compute.kappa == 1e-27 and cfg.flow_monitor is True
     assert cfg.server_time_s is None
     assert cfg.scenario.rng_run == 4 and cfg.learning.seed == 4
-    assert cfg.policy.kwargs(cfg.rounds, cfg.seed) == {"k": 3, "shares": "equal", "rate": "paper", "seed": 4}
+    # smoke's `policy.v` was for its lyapunov: random-k gets its own knobs only
+    assert cfg.policy.to_dict() == {"name": "random-k", "rate": "paper", "shares": "equal", "k": 3}
     lyapunov = load_config("smoke", ["policy.energy_price=0.01"]).policy
-    assert lyapunov.kwargs(10, 1) == {"v": lyapunov.v, "horizon": 10, "mu_eta": 0.0, "solver": "auto",
-                                      "rate": "paper", "threads": 1, "energy_price": 0.01,
-                                      "min_participation": 0.0}
+    assert lyapunov.to_dict() == {"name": "lyapunov", "v": 10.0, "mu_eta": 0.0, "solver": "auto",
+                                  "rate": "paper", "energy_price": 0.01, "min_participation": 0.0}
 
 
 def test_resolved_config_reloads_to_the_same(tmp_path):
@@ -57,8 +57,15 @@ def test_a_derived_key_that_disagrees_is_refused(tmp_path):
     ("policy.name=lyapunv", "did you mean lyapunov"),
     ("scenario.devices=0", "scenario.devices=0 is invalid"),
     ("deadline_s=-1", "deadline_s=-1.0 is invalid: must be > 0"),
-    ("policy.energy_price=-0.1", "policy.energy_price=-0.1 is invalid: must be finite and >= 0"),
-    ("policy.min_participation=1", "policy.min_participation=1.0 is invalid: must be in [0, 1)"),
+    ("policy.energy_price=-0.1", "policy (lyapunov): energy_price=-0.1 must be finite and >= 0"),
+    ("policy.min_participation=1", "policy (lyapunov): min_participation=1.0 must be in [0, 1)"),
+    ("policy.k=3", "policy.k is not a knob of lyapunov; its knobs: v, mu_eta, solver, rate, energy_price, "
+                   "min_participation"),
+    ("policy.v=high", "policy.v='high' is invalid: expected a number"),
+    ("policy.name=no_such_module:Policy", "module 'no_such_module' does not import (is its folder on "
+                                          "PYTHONPATH?): ModuleNotFoundError"),
+    ("policy.name=optimizer.baselines:Nope", "module 'optimizer.baselines' has no 'Nope' (its classes: "),
+    ("policy.name=optimizer.problem:RoundProblem", "has no plan and no observe; a policy is a class with"),
     ("learning.lora.r=0", "learning.lora: LoRA rank r must be >= 1"),
     ("learning.data.devices=4", "learning.data.devices is set from scenario.devices"),
     ("scenario=3", "scenario is a section"),

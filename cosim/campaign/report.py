@@ -31,9 +31,9 @@ from matplotlib.ticker import MaxNLocator
 from rich.table import Table
 from scipy import stats
 
-from cosim.experiment.config import ExperimentConfig, policy_parameters
+from cosim.experiment.config import ExperimentConfig
 from cosim.experiment.plots import plt
-from optimizer import POLICIES
+from optimizer import knobs_of, policy_class
 
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
 GROUP_BY = ("policy.name",)  # runs with equal values of these config keys are averaged together
@@ -69,22 +69,32 @@ class Run:
         further `policy.*` knob the run's policy does not take ("random-k, k=6", not "random-k, k=6,
         energy_price=0.0"). A key the run's config.yaml lacks (written before the key existed) has
         its default value."""
-        takes = policy_parameters(self.policy) if self.policy in POLICIES else None
+        knobs = self._knob_defaults()
         values = []
         for key in by:
             section, _, knob = key.partition(".")
-            if values and section == "policy" and knob != "name" and takes is not None and knob not in takes:
+            is_knob = section == "policy" and knob != "name" and knobs is not None
+            if values and is_knob and knob not in knobs:
                 continue
             node: object = self.config
             for part in key.split("."):
                 if not isinstance(node, dict) or part not in node:
-                    node = config_default(key)
+                    node = knobs.get(knob, dataclasses.MISSING) if is_knob else config_default(key)
                     if node is dataclasses.MISSING:
                         raise NotARunFolder(f"{self.path}: its config.yaml has no key {key!r} to group by")
                     break
                 node = node[part]
             values.append(f"{_short_name(key)}={node}" if values else str(node))
         return ", ".join(values)
+
+    def _knob_defaults(self) -> dict[str, object] | None:
+        """The run's policy's knobs with their defaults (None when its class does not import here)."""
+        try:
+            fields = knobs_of(policy_class(self.policy))
+        except ValueError:
+            return None
+        return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in fields}
 
 
 def _short_name(key: str) -> str:

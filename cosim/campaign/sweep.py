@@ -32,6 +32,7 @@ per point with its grid values, status and the metrics of `cosim report`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import fcntl
 import itertools
@@ -51,6 +52,7 @@ import yaml
 
 from cosim.experiment.config import ExperimentConfig, apply_overrides, load_config, read_mapping
 from cosim.simulator.scenario import ConfigError
+from optimizer import knobs_of, policy_class
 
 LAUNCHERS = ("local", "slurm")
 SWEEP_FILE = "sweep.yaml"
@@ -135,10 +137,16 @@ class Sweep:
         raise ConfigError(f"the sweep {self.name!r} has no point {name!r}")
 
     def run_config(self, point: Point) -> ExperimentConfig:
-        """The point's config; its results_dir is the sweep's runs/ folder."""
+        """The point's config; its results_dir is the sweep's runs/ folder. A policy knob among the
+        sweep's `overrides` goes to the points whose policy takes it (`policy.k=6` for the k
+        baselines, not the Lyapunov points beside them); the grid's knobs go to their points as given."""
+        shared, knobs = _split_knobs(self.overrides)
+        here = [*point.overrides, f"results_dir={self.folder / 'runs'}"]
         try:
-            return load_config(self.config, [*self.overrides, *point.overrides,
-                                             f"results_dir={self.folder / 'runs'}"])
+            cfg = load_config(self.config, [*shared, *here])
+            takes = {f.name for f in knobs_of(policy_class(cfg.policy.name))}
+            taken = [o for o in knobs if _knob(o) in takes]
+            return load_config(self.config, [*shared, *taken, *here]) if taken else cfg
         except ConfigError as err:
             raise ConfigError(f"sweep point {point.name}: {err}") from None
 
@@ -207,13 +215,28 @@ def load_sweep(source: Path | str, overrides: list[str] = ()) -> Sweep:
                           f"{', '.join(f.name for f in fields(Launcher))}")
     extra = [str(o) for o in data.get("overrides") or []]
     # absolute, so workers and Slurm tasks started elsewhere find the same folder
-    results_dir = Path(data.get("results_dir") or load_config(config, extra).results_dir).absolute()
+    results_dir = data.get("results_dir") or load_config(config, _split_knobs(extra)[0]).results_dir
+    results_dir = Path(results_dir).absolute()
     sweep = Sweep(name=str(data.get("name") or path.stem.removeprefix("sweep-")), config=config,
                   overrides=tuple(extra), grid={str(k): v for k, v in grid.items()},
                   launcher=Launcher(**launcher), results_dir=results_dir)
+    taken: set[str] = set()
     for point in sweep.points():
-        sweep.run_config(point)
+        taken |= {f"policy.{k}" for k in dataclasses.asdict(sweep.run_config(point).policy.knobs)}
+    unused = [o for o in _split_knobs(sweep.overrides)[1] if f"policy.{_knob(o)}" not in taken]
+    if unused:
+        raise ConfigError(f"{path}: override {unused[0]!r} is a knob of none of the sweep's policies")
     return sweep
+
+
+def _knob(override: str) -> str:
+    return override.partition("=")[0].strip().removeprefix("policy.")
+
+
+def _split_knobs(overrides: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(the overrides that are not policy knobs, those that are)."""
+    knobs = [o for o in overrides if o.strip().startswith("policy.") and _knob(o) != "name"]
+    return [o for o in overrides if o not in knobs], knobs
 
 
 def _grid_entry_ok(values: Any) -> bool:

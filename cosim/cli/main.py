@@ -141,9 +141,11 @@ protocol (per-step: split learning's messages one by one; lumped: the paper's on
 download per round), transport (shm, or zmq to reach ns-3 under `python -m cosim.ns3_server` at
 ns3_address; ns3_client_key and ns3_server_key when the server checks keys, `cosim keys new`);
 scenario.* (the ns-3 scenario), learning.* (model, lora, data, local_steps, batch_size, lr,
-eval_every ...), policy.* (name, v, k, solver, shares, mu_eta, rate, energy_price: what a joule
-costs the Lyapunov policies below their budget, min_participation: the share of rounds each device
-takes part in at least; both 0 as in the paper), compute.* (f_min_hz, f_max_hz, kappa),
+eval_every ...), policy.* (name: a built-in policy or your class as module:Class, then the
+policy's own knobs: lyapunov's v, mu_eta, solver, rate, energy_price (what a joule costs below the
+budget) and min_participation (the share of rounds each device takes part in at least; both 0 as
+in the paper); random-k's k, shares, rate; ... docs/scheduler.md lists them), compute.* (f_min_hz,
+f_max_hz, kappa),
 server.* (flops_per_s, overhead_s, accelerators: the simulated edge server; server_time_s fixes
 its compute per device and round instead).
 An unknown key names the closest valid ones. The run folder goes under results_dir.

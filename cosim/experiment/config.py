@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import inspect
 import math
 import types
 import typing
@@ -25,8 +24,7 @@ import yaml
 from cosim.experiment.protocol import PROTOCOLS
 from cosim.simulator.scenario import ConfigError, ScenarioConfig
 from learning.config import TrainerConfig
-from optimizer.policies import POLICIES, LyapunovPolicy
-from optimizer.rates import RATE_MODELS
+from optimizer import POLICIES, NoKnobs, PolicyContext, knobs_of, policy_class
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 BUILTIN_DATASETS = ("bbc", "tweets")
@@ -35,49 +33,62 @@ TRANSPORTS = ("shm", "zmq")
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """The scheduler by name and its knobs; each policy takes the knobs it understands."""
+    """The scheduler: a built-in policy's name or a class's import path (`module:Class`), and its
+    knobs. In YAML and overrides the knobs are the other `policy.*` keys; each policy declares its
+    own (its `Config` dataclass, optimizer/policy.py), so a key it does not take is an error naming
+    those it does, and each value is parsed to the knob's type."""
 
     name: str = "lyapunov"
-    v: float = 10.0
-    mu_eta: float = 0.0
-    solver: str = "auto"
-    k: int = 3
-    shares: str = "equal"
-    rate: str = "paper"  # the rate model plans use (optimizer/rates.py)
-    energy_price: float = 0.0  # ε of the Lyapunov policies: V·ε·(energy) joins the penalty
-    min_participation: float = 0.0  # r of the Lyapunov policies: each device in >= r of the rounds
+    knobs: Any = None  # the policy's Config, built from the other keys (None: its defaults)
 
     def __post_init__(self) -> None:
-        if self.name not in POLICIES:
-            close = difflib.get_close_matches(self.name, POLICIES, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"policy.name={self.name!r} is not a policy{hint}; choose one of: "
-                              f"{', '.join(POLICIES)}")
-        _need(math.isfinite(self.v) and self.v >= 0, "policy.v", self.v, "must be finite and >= 0")
-        _need(0 <= self.mu_eta < 1, "policy.mu_eta", self.mu_eta, "must be in [0, 1)")
-        _need(math.isfinite(self.energy_price) and self.energy_price >= 0, "policy.energy_price",
-              self.energy_price, "must be finite and >= 0")
-        _need(0 <= self.min_participation < 1, "policy.min_participation", self.min_participation,
-              "must be in [0, 1)")
-        _need(self.solver in ("auto", "gurobi", "highs"), "policy.solver", self.solver,
-              "one of auto, gurobi, highs")
-        _need(self.k >= 1, "policy.k", self.k, "must be >= 1")
-        _need(self.shares in ("equal", "deadline"), "policy.shares", self.shares, "one of equal, deadline")
-        _need(self.rate in RATE_MODELS, "policy.rate", self.rate, f"one of {', '.join(RATE_MODELS)}")
+        cls = policy_class_or_error(self.name)
+        config_cls = getattr(cls, "Config", NoKnobs)
+        if self.knobs is None:
+            object.__setattr__(self, "knobs", _knobs(self.name, config_cls, {}))
+        elif not isinstance(self.knobs, config_cls):
+            raise ConfigError(f"policy.knobs must be a {config_cls.__name__} for {self.name}")
 
-    def kwargs(self, horizon: int, seed: int) -> dict[str, Any]:
-        """Arguments of `make_policy(self.name, ...)`: the knobs the chosen policy's constructor takes."""
-        takes = policy_parameters(self.name)
-        offered = {**dataclasses.asdict(self), "horizon": horizon, "seed": seed, "threads": 1}
-        return {key: value for key, value in offered.items() if key in takes and key != "name"}
+    @classmethod
+    def from_mapping(cls, data: dict) -> PolicyConfig:
+        """`name` and the policy's knobs from one `policy:` mapping, each knob parsed to its type."""
+        data = dict(data)
+        name = data.pop("name", cls.name)
+        if not isinstance(name, str):
+            raise ConfigError(f"policy.name={name!r} is invalid: expected a string")
+        config_cls = getattr(policy_class_or_error(name), "Config", NoKnobs)
+        return cls(name, _knobs(name, config_cls, data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dataclasses.asdict(self.knobs)}
+
+    def context(self, rounds: int, seed: int, devices: int) -> PolicyContext:
+        return PolicyContext(rounds=rounds, seed=seed, devices=devices, threads=1)
 
 
-def policy_parameters(name: str) -> frozenset[str]:
-    """The constructor parameters of the policy called `name` (the knobs of PolicyConfig it uses)."""
-    params = inspect.signature(POLICIES[name]).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):  # the Lyapunov lambdas
-        params = inspect.signature(LyapunovPolicy).parameters
-    return frozenset(params)
+def policy_class_or_error(name: str) -> type:
+    try:
+        return policy_class(name)
+    except ValueError as err:
+        raise ConfigError(f"policy.name={name!r} is invalid: {err}") from None
+
+
+def _knobs(name: str, config_cls: type, values: dict) -> Any:
+    hints = _hints(config_cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            knobs = ", ".join(hints) or "none"
+            close = difflib.get_close_matches(str(key), ["name", *hints], n=1)
+            if close:
+                raise ConfigError(f"unknown key 'policy.{key}'; did you mean policy.{close[0]}? "
+                                  f"({name}'s knobs: {knobs})")
+            raise ConfigError(f"policy.{key} is not a knob of {name}; its knobs: {knobs}")
+        kwargs[key] = parse(value, hints[key], f"policy.{key}")
+    try:
+        return config_cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"policy ({name}): {err}") from None
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,10 @@ def _need(ok: bool, key: str, value: object, allowed: str) -> None:
 
 
 def _plain(obj: Any) -> Any:
+    if isinstance(obj, PolicyConfig):
+        return _plain(obj.to_dict())
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
     if is_dataclass(obj):
         return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, Path):
@@ -245,13 +260,37 @@ def load_config(source: str | Path, overrides: list[str] = ()) -> ExperimentConf
     written = {dotted: value for dotted in ExperimentConfig.DERIVED
                if (value := _pop(data, dotted)) is not _MISSING}
     if written:
+        _drop_knobs_not_meant_for(data, data.get("policy") or {}, [], from_run_folder=True)
         resolved = build(ExperimentConfig, copy.deepcopy(data)).to_dict()
         for dotted, value in written.items():
             if value != _pop(resolved, dotted):
                 raise ConfigError(f"{path}: {dotted}={value!r} disagrees with "
                                   f"{ExperimentConfig.DERIVED[dotted]}, which sets it; remove the line")
+    base_policy = dict(data.get("policy") or {})
     apply_overrides(data, overrides, "scenario.devices=20")
+    _drop_knobs_not_meant_for(data, base_policy, overrides, from_run_folder=bool(written))
     return build(ExperimentConfig, data)
+
+
+def _drop_knobs_not_meant_for(data: dict, base: dict, overrides: list[str], from_run_folder: bool) -> None:
+    """The knobs the file set for its own policy, when an override names another policy (`cosim run
+    smoke policy.name=random-k` leaves smoke's `policy.v` behind), or the knobs of every policy that
+    run folders written before each policy had its own knobs list. Knobs set by overrides stay, so
+    one the policy does not take is still an error."""
+    policy = data.get("policy")
+    if not isinstance(policy, dict):
+        return
+    name = policy.get("name", PolicyConfig.name)
+    if name == base.get("name", PolicyConfig.name) and not from_run_folder:
+        return
+    try:
+        takes = {f.name for f in knobs_of(policy_class(name))}
+    except ValueError:
+        return  # the policy's own error follows
+    overridden = {o.partition("=")[0].strip().removeprefix("policy.") for o in overrides
+                  if o.strip().startswith("policy.")}
+    for key in [k for k in policy if k != "name" and k not in takes and k not in overridden]:
+        del policy[key]
 
 
 def read_mapping(path: Path, of: str) -> dict:
@@ -304,7 +343,10 @@ def valid_keys(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
     keys = []
     for name, tp in _hints(cls).items():
         key = prefix + name
-        if _dataclass_of(tp):
+        if _dataclass_of(tp) is PolicyConfig:
+            knobs = {f"{key}.{f.name}" for c in POLICIES.values() for f in knobs_of(c)}
+            keys += [f"{key}.name", *sorted(knobs)]
+        elif _dataclass_of(tp):
             keys += valid_keys(_dataclass_of(tp), key + ".")
         elif key not in ExperimentConfig.DERIVED:
             keys.append(key)
@@ -327,6 +369,11 @@ def build(cls: type, data: Any, prefix: str = "") -> Any:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown key {key!r}{hint} (`cosim run --help` explains the keys)")
         sub = _dataclass_of(hints[name])
+        if sub is PolicyConfig:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} is a section: set its keys, e.g. policy.name=random-k")
+            kwargs[name] = PolicyConfig.from_mapping(value)
+            continue
         kwargs[name] = build(sub, value, key + ".") if sub else parse(value, hints[name], key)
     try:
         return cls(**kwargs)

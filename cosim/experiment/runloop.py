@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
@@ -64,8 +64,11 @@ from cosim.wire.messages import ChannelReport, RoundOutcome, RoundPlan, read_pla
 from cosim.wire.steps import Step, lumped_steps
 from learning.payload import Message, total
 from learning.trainer import SplitFedTrainer, Update
-from optimizer import Plan, Policy, QueuedPolicy, RoundInputs, load_kernels, make_policy
+from optimizer import Plan, Policy, RoundInputs, Scheduler, build_policy, load_kernels
 from optimizer.problem import RoundProblem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # bit/s/Hz: LTE's largest transport block on 100 resource blocks (I_TBS 26, 75,376 bits per 1 ms TTI,
 # 3GPP TS 36.213 Table 7.1.7.2.1-1) over 20 MHz
@@ -235,7 +238,8 @@ def preflight(cfg: ExperimentConfig) -> Policy:
     compiled, the first time on a machine) so that no round's solve time includes them."""
     if cfg.transport == "shm":
         scenario_binary()
-    policy = make_policy(cfg.policy.name, **cfg.policy.kwargs(cfg.rounds, cfg.seed))
+    policy = build_policy(cfg.policy.name, cfg.policy.knobs,
+                          cfg.policy.context(cfg.rounds, cfg.seed, cfg.scenario.devices))
     load_kernels()
     return policy
 
@@ -314,6 +318,13 @@ def _run_in(folder: RunDir, cfg: ExperimentConfig, policy: Policy, checkpoint: C
     return folder
 
 
+def history_row(devices: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """One finished round of the policy's history, read back from its devices table."""
+    frame = devices.sort_values("device_id")
+    return tuple(frame[c].to_numpy() for c in ("scheduled", "delivered", "realised_delay_s",
+                                               "realised_energy_j", "snr_db"))
+
+
 def replay(sim: Ns3Simulation | ZmqSimulation, plans: list[tuple[bytes, bytes, bytes]], run: RunDir) -> None:
     """Drive a fresh simulator through the recorded rounds, checking it measures and delivers as recorded.
 
@@ -342,7 +353,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
     uplink = np.array([p.uplink_bytes for p in payload], float)
     downlink = np.array([p.downlink_bytes for p in payload], float)
     tx_power_w = 10.0 ** ((cfg.scenario.ue_tx_power_dbm - 30.0) / 10.0)
-    scheduler = QueuedPolicy(policy, k)  # the run's energy queues, whatever the policy
+    scheduler = Scheduler(policy, k)  # the run's energy queues and history, whatever the policy
     scenario = replace(cfg.scenario, flow_monitor_xml=run.flowmon_path if cfg.flow_monitor else None)
     server = ServerCompute.from_config(cfg, trainer)
     steps = device_steps(cfg, messages, compute, server)
@@ -352,6 +363,8 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
         trainer.load_state_dict(checkpoint.trainer)
         policy.load_state_dict(checkpoint.policy)
         scheduler.queues.restore(checkpoint.queues)
+        for t in range(checkpoint.rounds_done):  # the history, from the tables of the finished rounds
+            scheduler.history.record(*history_row(run.devices[t]))
         calibration.load_state_dict(checkpoint.calibration)
         plans = list(checkpoint.plans)
     with open_simulation(cfg, scenario, run.ns3_log, sum(map(len, steps))) as sim:
@@ -381,7 +394,7 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
             with timed(times, "aggregate_wall_s"):
                 trainer.aggregate(updates, set(np.flatnonzero(delivered).tolist()))
             realised = np.where(plan.scheduled, outcome.records["tx_energy_j"] + compute.energy_j, 0.0)
-            scheduler.observe(inputs, plan, realised)
+            scheduler.observe(inputs, plan, realised, delivered, outcome.records["completion_time_s"])
             calibration.update(inputs, plan, outcome.records)
             with timed(times, "eval_wall_s"):
                 metrics = trainer.evaluate() if (t + 1) % cfg.learning.eval_every == 0 \

@@ -9,6 +9,7 @@
 # one already answers), slurmctld and slurmd (unless this cluster's pid files name live ones), and
 # waits until the node accepts jobs. No process is looked up by name.
 set -eu
+PATH="$PATH:/usr/sbin:/sbin"  # the daemons live in sbin, which a root shell from `env -i` lacks
 STATE=${1:-/tmp/cosim-slurm}
 if [ "$(id -u)" != 0 ]; then
     echo "slurm-up.sh needs root: it installs slurm-wlm and munge and runs slurmctld/slurmd as root" >&2
