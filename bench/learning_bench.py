@@ -103,7 +103,7 @@ def bench_quality(rounds: int, devices: int) -> None:
     config = TrainerConfig(data=data, local_steps=2, batch_size=8, eval_every=10, rounds_hint=rounds)
     print(f"\n## 3. Quality: BBC News, {devices} devices, Dirichlet(0.5), all devices every round, "
           f"{rounds} rounds, tau={config.local_steps}, batch {config.batch_size}, "
-          f"L={config.model.max_length}, server optimiser {config.server_optimizer} (server lr "
+          f"L={config.model.max_length}, aggregator {config.aggregator.name} (server lr "
           f"{config.server_lr:g}, {config.server_lr_decay} decay over {config.rounds_hint} rounds, "
           f"momentum {config.server_momentum:g}, beta2 {config.server_beta2:g})")
     start = time.perf_counter()

@@ -102,9 +102,14 @@ def build_split_model(encoder: Encoder, model: ModelSettings, lora: LoraSettings
     return SplitModel(DevicePart(embeddings, head), ServerPart(body, encoder.model.config))
 
 
+def trainable_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
+    """The trainable parameters themselves, by the names their states use."""
+    return {name: p for name, p in module.named_parameters() if p.requires_grad}
+
+
 def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
     """Copies of the trainable tensors: one device's (or the global) LoRA / head state."""
-    return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad}
+    return {name: p.detach().clone() for name, p in trainable_parameters(module).items()}
 
 
 @torch.no_grad()

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learning.aggregate import ServerOptimizer, State, fedavg
+from learning.aggregate import State
+from learning.aggregation import aggregator_class
 from learning.config import TrainerConfig
 from learning.data import encode, load_dataset, subsample, train_test_split
 from learning.encoder import load_encoder
@@ -24,7 +25,13 @@ from learning.flops import ServerStepFlops, server_step_flops_per_sample
 from learning.metrics import accuracy, macro_f1
 from learning.partition import label_counts, partition
 from learning.payload import DOWN, UP, Link, Message, Payload, PayloadPredictor, total
-from learning.split import build_split_model, count_trainable, load_trainable, trainable_state
+from learning.split import (
+    build_split_model,
+    count_trainable,
+    load_trainable,
+    trainable_parameters,
+    trainable_state,
+)
 from learning.step import predict_logits, split_step, unsplit_step
 
 
@@ -94,12 +101,8 @@ class SplitFedTrainer(_Experiment):
         self.deliveries = np.zeros(config.data.devices, dtype=np.int64)  # rounds each update arrived in
         self.global_server: State = trainable_state(self.model.server)
         self.global_device: State = trainable_state(self.model.device)
-        # The server's optimiser over the aggregated updates: one for each part's global state.
-        self._global_optimizers = {
-            part: ServerOptimizer(config.server_optimizer, config.server_lr, config.server_momentum,
-                                  decay=config.server_lr_decay, horizon=config.rounds_hint,
-                                  beta2=config.server_beta2)
-            for part in ("server", "device")}
+        # The server's rule for the delivered updates, and its term in the local objective (FedProx).
+        self.aggregator = aggregator_class(config.aggregator.name)(config.aggregator.knobs, config)
         self.predictor = PayloadPredictor(
             hidden_size=self.hidden_size, wire_dtype=config.model.torch_wire_dtype,
             device_params=count_trainable(self.model.device),
@@ -158,6 +161,7 @@ class SplitFedTrainer(_Experiment):
                 optimizer.zero_grad(set_to_none=True)
             batch = self.train_data.batch(self._next_batch(device))
             losses.append(split_step(self.model, batch, link) if split else unsplit_step(self.model, batch))
+            self._add_local_terms()
             for _, optimizer in optimizers:
                 optimizer.step()
         server_state = trainable_state(self.model.server)
@@ -168,9 +172,17 @@ class SplitFedTrainer(_Experiment):
             device_state=link.send_state("device_params", UP, trainable_state(self.model.device), params),
             messages=link.messages(), loss=float(np.mean(losses)))
 
+    def _add_local_terms(self) -> None:
+        """The aggregator's term in the local objective (FedProx's proximal term), each part's on its
+        own side, over its trainable parameters and the global state the round started from."""
+        for part, module, start in (("device", self.model.device, self.global_device),
+                                    ("server", self.model.server, self.global_server)):
+            term = self.aggregator.local_term(part, trainable_parameters(module), start)
+            if term is not None:
+                term.backward()
+
     def aggregate(self, updates: Mapping[int, Update], delivered: set[int]) -> None:
-        """FedAvg over the delivered updates (weights: `aggregation_weights`), then the configured server
-        optimiser step.
+        """The aggregator's rule over the delivered updates (weights: `aggregation_weights`), per part.
 
         Only delivered updates count; none delivered changes nothing (not even the server optimiser state).
         """
@@ -184,17 +196,17 @@ class SplitFedTrainer(_Experiment):
         weights = [u.num_samples for u in arrived]
         if self.config.aggregation_weights == "inverse-participation":
             weights = [w / self.deliveries[u.device] for w, u in zip(weights, arrived, strict=True)]
-        server_average = fedavg([u.server_state for u in arrived], weights)
-        device_average = fedavg([u.device_state for u in arrived], weights)
-        self.global_server = self._global_optimizers["server"].step(self.global_server, server_average)
-        self.global_device = self._global_optimizers["device"].step(self.global_device, device_average)
+        self.global_server = self.aggregator.aggregate("server", self.global_server,
+                                                       [u.server_state for u in arrived], weights)
+        self.global_device = self.aggregator.aggregate("device", self.global_device,
+                                                       [u.device_state for u in arrived], weights)
 
     def state_dict(self) -> dict:
         """Everything later rounds depend on: the global states, the server optimisers' moments, the
         devices' batch samplers, their delivery counts and torch's generator (LoRA dropout). The base
         model is not in it."""
         return {"global_server": self.global_server, "global_device": self.global_device,
-                "optimizers": {part: opt.state_dict() for part, opt in self._global_optimizers.items()},
+                "aggregator": self.aggregator.state_dict(),
                 "samplers": [rng.bit_generator.state for rng in self._rngs],
                 "deliveries": self.deliveries.copy(), "torch_rng": torch.get_rng_state()}
 
@@ -204,8 +216,8 @@ class SplitFedTrainer(_Experiment):
             raise ValueError(f"the state is of {len(state['samplers'])} devices, this trainer has "
                              f"{len(self._rngs)}")
         self.global_server, self.global_device = state["global_server"], state["global_device"]
-        for part, opt in self._global_optimizers.items():
-            opt.load_state_dict(state["optimizers"][part])
+        # checkpoints from before aggregators by name kept the server optimisers' states as "optimizers"
+        self.aggregator.load_state_dict(state["aggregator"] if "aggregator" in state else state["optimizers"])
         for rng, sampler in zip(self._rngs, state["samplers"], strict=True):
             rng.bit_generator.state = sampler
         # Checkpoints from before the delivery counts were kept: counted from here on.

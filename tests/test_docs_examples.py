@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOWN = [("docs/python-api.md", "docs/examples/drive_the_scenario.py"),
          ("docs/guides/own-model-and-data.md", "docs/examples/own_model_and_data.py"),
          ("docs/guides/add-a-policy.md", "docs/examples/proportional_fair.py"),  # run by test_policy_plugins
-         ("docs/guides/add-a-policy.md", "docs/examples/test_proportional_fair.py")]
+         ("docs/guides/add-a-policy.md", "docs/examples/test_proportional_fair.py"),
+         ("docs/learning.md", "docs/examples/trimmed_mean.py")]  # run by test_aggregator_plugins
 EXPECTED = {"docs/examples/drive_the_scenario.py": "server_compute",  # what each prints
             "docs/examples/own_model_and_data.py": "-smoke-lyapunov-s1"}
 

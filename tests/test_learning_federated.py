@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from test_learning_support import tiny_model_dir, topic_csv
 
 from learning.aggregate import ServerOptimizer, fedavg, server_lr_at
-from learning.config import DataSettings, LoraSettings, ModelSettings, TrainerConfig
+from learning.aggregation import FedProx, FedProxConfig
+from learning.config import AggregatorSettings, DataSettings, LoraSettings, ModelSettings, TrainerConfig
 from learning.split import count_trainable
 from learning.trainer import CentralisedTrainer, SplitFedTrainer, run_rounds
 
@@ -39,8 +42,8 @@ def test_fedavg_is_the_sample_weighted_mean():
 
 
 # FedAvgM with momentum 0 and server lr 1 is FedAvg.
-@pytest.mark.parametrize("server", [{"server_optimizer": "fedavg"},
-                                    {"server_optimizer": "fedavgm", "server_momentum": 0.0,
+@pytest.mark.parametrize("server", [{"aggregator": AggregatorSettings("fedavg")},
+                                    {"aggregator": AggregatorSettings("fedavgm"), "server_momentum": 0.0,
                                      "server_lr": 1.0}])
 def test_aggregate_counts_only_delivered_updates(files, server):
     trainer = SplitFedTrainer(_config(files, server))
@@ -72,7 +75,7 @@ def test_aggregate_counts_only_delivered_updates(files, server):
 def test_inverse_participation_divides_each_weight_by_the_rounds_its_device_delivered(files):
     """Round 1 delivers devices 0 and 2, round 2 devices 0 and 1: in round 2 device 0 has delivered
     twice and device 1 once, so FedAvg weighs them n_0 / 2 and n_1 / 1; the counts are checkpointed."""
-    trainer = SplitFedTrainer(_config(files, {"server_optimizer": "fedavg",
+    trainer = SplitFedTrainer(_config(files, {"aggregator": AggregatorSettings("fedavg"),
                                               "aggregation_weights": "inverse-participation"}))
     trainer.aggregate(trainer.local_train([0, 1, 2]), {0, 2})
     trainer.aggregate(trainer.local_train([0]), set())
@@ -85,7 +88,8 @@ def test_inverse_participation_divides_each_weight_by_the_rounds_its_device_deli
     plain = fedavg([second[0].server_state, second[1].server_state], [n0, n1])
     assert any(not torch.allclose(plain[name], value) for name, value in trainer.global_server.items())
     assert list(trainer.deliveries) == [2, 1, 1, 0]
-    fresh = SplitFedTrainer(_config(files, {"aggregation_weights": "inverse-participation"}))
+    fresh = SplitFedTrainer(_config(files, {"aggregator": AggregatorSettings("fedavg"),
+                                            "aggregation_weights": "inverse-participation"}))
     fresh.load_state_dict(trainer.state_dict())
     assert list(fresh.deliveries) == [2, 1, 1, 0]
 
@@ -105,8 +109,8 @@ def test_fedadam_first_step_moves_each_weight_by_server_lr():
     torch.testing.assert_close(out["w"], torch.tensor([0.01, -0.01, 0.0]), atol=1e-6, rtol=1e-4)
 
 
-@pytest.mark.parametrize("server", [{"server_optimizer": "fedavgm"},
-                                    {"server_optimizer": "fedadam", "server_lr": 1e-2}])
+@pytest.mark.parametrize("server", [{"aggregator": AggregatorSettings("fedavgm")},
+                                    {"aggregator": AggregatorSettings("fedadam"), "server_lr": 1e-2}])
 def test_server_optimizer_ignores_undelivered_updates(files, server):
     """Nothing delivered changes nothing, not even the optimiser state; undelivered states never count."""
     finals = []
@@ -127,11 +131,13 @@ def test_server_optimizer_ignores_undelivered_updates(files, server):
 
 
 def test_server_optimizer_settings_are_checked():
-    for bad in ({"server_optimizer": "fedprox"}, {"server_lr": 0.0}, {"server_momentum": 1.0},
+    for bad in ({"server_lr": 0.0}, {"server_momentum": 1.0},
                 {"server_beta2": 1.0}, {"server_beta2": 0.0}, {"server_lr_decay": "step"},
                 {"rounds_hint": 0}, {"aggregation_weights": "uniform"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainerConfig(**bad)
+    with pytest.raises(ValueError, match="aggregator 'fedsgd' is neither built in"):
+        AggregatorSettings("fedsgd")
     with pytest.raises(ValueError, match="decay must be one of"):
         ServerOptimizer("fedadam", lr=0.1, momentum=0.9, decay="exp", horizon=3)
     with pytest.raises(ValueError, match="horizon >= 1"):
@@ -166,7 +172,7 @@ def test_fedavgm_steps_follow_the_schedule_by_hand():
 def test_undelivered_rounds_do_not_advance_the_server_lr(files):
     """The schedule counts server steps: a round with nothing delivered leaves η where it was."""
     trainer = SplitFedTrainer(_config(files, {"server_lr_decay": "cosine", "rounds_hint": 4}))
-    opts = trainer._global_optimizers.values()
+    opts = trainer.aggregator.optimizers.values()
     assert all(opt.current_lr == trainer.config.server_lr for opt in opts)
     updates = trainer.local_train([0, 1])
     trainer.aggregate(updates, set())
@@ -274,3 +280,44 @@ def test_centralised_trainer_learns_the_topics(files):
     after = trainer.evaluate()
     assert after["loss"] < first["loss"] and after["accuracy"] > 0.8
     assert set(after) == {"accuracy", "macro_f1", "loss", "samples"}
+
+
+def _distance_to_global(trainer: SplitFedTrainer, updates: dict) -> float:
+    """Mean over devices of ‖w_k − w_global‖ over both parts' trainable tensors."""
+    total = 0.0
+    for update in updates.values():
+        squares = sum(((update.server_state[n] - v) ** 2).sum() for n, v in trainer.global_server.items())
+        squares += sum(((update.device_state[n] - v) ** 2).sum() for n, v in trainer.global_device.items())
+        total += float(squares) ** 0.5
+    return total / len(updates)
+
+
+def test_fedprox_with_mu_zero_is_fedavg_exactly(files):
+    finals = []
+    for aggregator in (AggregatorSettings("fedavg"), AggregatorSettings("fedprox", FedProxConfig(mu=0.0))):
+        trainer = SplitFedTrainer(_config(files, {"aggregator": aggregator}))
+        for _ in range(2):
+            trainer.aggregate(trainer.local_train([0, 1, 2, 3]), {0, 1, 2, 3})
+        finals.append({**trainer.global_server, **trainer.global_device})
+    assert all(torch.equal(finals[0][name], finals[1][name]) for name in finals[0])
+
+
+def test_fedprox_keeps_local_models_closer_to_the_global_one(files):
+    """The proximal term pulls each device's model back towards the round's global one: the
+    measured distance shrinks as μ grows."""
+    distances = []
+    for mu in (0.0, 1.0, 10.0):
+        prox = AggregatorSettings("fedprox", FedProxConfig(mu))
+        trainer = SplitFedTrainer(replace(_config(files, {"aggregator": prox}), local_steps=4))
+        distances.append(_distance_to_global(trainer, trainer.local_train([0, 1, 2, 3])))
+    assert distances[0] > distances[1] > distances[2] and distances[2] < 0.7 * distances[0], distances
+
+
+def test_the_proximal_terms_gradient_is_mu_times_the_distance():
+    """∂/∂w of μ/2·‖w − w_g‖² is μ·(w − w_g), against autograd through the hook."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    start = {"w": torch.tensor([0.0, -1.0, 0.5])}
+    FedProx(FedProxConfig(mu=0.3), TrainerConfig()).local_term("device", {"w": w}, start).backward()
+    torch.testing.assert_close(w.grad, 0.3 * torch.tensor([1.0, -1.0, 0.0]))
+    with pytest.raises(ValueError, match="mu=-1"):
+        FedProxConfig(mu=-1)

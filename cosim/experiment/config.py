@@ -23,7 +23,8 @@ import yaml
 
 from cosim.experiment.protocol import PROTOCOLS
 from cosim.simulator.scenario import ConfigError, ScenarioConfig
-from learning.config import TrainerConfig
+from learning.aggregation import AGGREGATORS, aggregator_class
+from learning.config import AggregatorSettings, TrainerConfig
 from optimizer import POLICIES, NoKnobs, PolicyContext, knobs_of, policy_class
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
@@ -45,19 +46,9 @@ class PolicyConfig:
         cls = policy_class_or_error(self.name)
         config_cls = getattr(cls, "Config", NoKnobs)
         if self.knobs is None:
-            object.__setattr__(self, "knobs", _knobs(self.name, config_cls, {}))
+            object.__setattr__(self, "knobs", _knobs("policy", self.name, config_cls, {}))
         elif not isinstance(self.knobs, config_cls):
             raise ConfigError(f"policy.knobs must be a {config_cls.__name__} for {self.name}")
-
-    @classmethod
-    def from_mapping(cls, data: dict) -> PolicyConfig:
-        """`name` and the policy's knobs from one `policy:` mapping, each knob parsed to its type."""
-        data = dict(data)
-        name = data.pop("name", cls.name)
-        if not isinstance(name, str):
-            raise ConfigError(f"policy.name={name!r} is invalid: expected a string")
-        config_cls = getattr(policy_class_or_error(name), "Config", NoKnobs)
-        return cls(name, _knobs(name, config_cls, data))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dataclasses.asdict(self.knobs)}
@@ -73,22 +64,44 @@ def policy_class_or_error(name: str) -> type:
         raise ConfigError(f"policy.name={name!r} is invalid: {err}") from None
 
 
-def _knobs(name: str, config_cls: type, values: dict) -> Any:
+def _knobs(key: str, name: str, config_cls: type, values: dict) -> Any:
     hints = _hints(config_cls)
     kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
+    for knob, value in values.items():
+        if knob not in hints:
             knobs = ", ".join(hints) or "none"
-            close = difflib.get_close_matches(str(key), ["name", *hints], n=1)
+            close = difflib.get_close_matches(str(knob), ["name", *hints], n=1)
             if close:
-                raise ConfigError(f"unknown key 'policy.{key}'; did you mean policy.{close[0]}? "
+                raise ConfigError(f"unknown key '{key}.{knob}'; did you mean {key}.{close[0]}? "
                                   f"({name}'s knobs: {knobs})")
-            raise ConfigError(f"policy.{key} is not a knob of {name}; its knobs: {knobs}")
-        kwargs[key] = parse(value, hints[key], f"policy.{key}")
+            raise ConfigError(f"{key}.{knob} is not a knob of {name}; its knobs: {knobs}")
+        kwargs[knob] = parse(value, hints[knob], f"{key}.{knob}")
     try:
         return config_cls(**kwargs)
     except (ValueError, TypeError) as err:
-        raise ConfigError(f"policy ({name}): {err}") from None
+        raise ConfigError(f"{key} ({name}): {err}") from None
+
+
+def _build_named(cls: type, value: Any, key: str) -> Any:
+    """A section that names a class (a policy, an aggregator) and sets its knobs: `name` and the class's
+    Config fields side by side (`policy.name=random-k policy.k=6`), or the name alone
+    (`learning.aggregator=fedprox`)."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} is a section: set its keys, e.g. {key}.name=...")
+    data = dict(value)
+    name = data.pop("name", cls.name)
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}.name={name!r} is invalid: expected a string")
+    try:
+        found = NAMED_SECTIONS[cls](name)
+    except ValueError as err:
+        raise ConfigError(f"{key}.name={name!r} is invalid: {err}") from None
+    return cls(name, _knobs(key, name, getattr(found, "Config", NoKnobs), data))
+
+
+NAMED_SECTIONS: dict[type, Any] = {PolicyConfig: policy_class, AggregatorSettings: aggregator_class}
 
 
 @dataclass(frozen=True)
@@ -227,7 +240,7 @@ def _need(ok: bool, key: str, value: object, allowed: str) -> None:
 
 
 def _plain(obj: Any) -> Any:
-    if isinstance(obj, PolicyConfig):
+    if type(obj) in NAMED_SECTIONS:
         return _plain(obj.to_dict())
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
@@ -260,7 +273,7 @@ def load_config(source: str | Path, overrides: list[str] = ()) -> ExperimentConf
     written = {dotted: value for dotted in ExperimentConfig.DERIVED
                if (value := _pop(data, dotted)) is not _MISSING}
     if written:
-        _drop_knobs_not_meant_for(data, data.get("policy") or {}, [], from_run_folder=True)
+        _upgrade_run_folder_config(data)
         resolved = build(ExperimentConfig, copy.deepcopy(data)).to_dict()
         for dotted, value in written.items():
             if value != _pop(resolved, dotted):
@@ -291,6 +304,15 @@ def _drop_knobs_not_meant_for(data: dict, base: dict, overrides: list[str], from
                   if o.strip().startswith("policy.")}
     for key in [k for k in policy if k != "name" and k not in takes and k not in overridden]:
         del policy[key]
+
+
+def _upgrade_run_folder_config(data: dict) -> None:
+    """A run folder's config.yaml from before policies and aggregators had their own knobs: every
+    policy's knobs listed under `policy`, the aggregator as `learning.server_optimizer`."""
+    _drop_knobs_not_meant_for(data, data.get("policy") or {}, [], from_run_folder=True)
+    learning = data.get("learning")
+    if isinstance(learning, dict) and "server_optimizer" in learning:
+        learning.setdefault("aggregator", {"name": learning.pop("server_optimizer")})
 
 
 def read_mapping(path: Path, of: str) -> dict:
@@ -343,8 +365,9 @@ def valid_keys(cls: type = ExperimentConfig, prefix: str = "") -> list[str]:
     keys = []
     for name, tp in _hints(cls).items():
         key = prefix + name
-        if _dataclass_of(tp) is PolicyConfig:
-            knobs = {f"{key}.{f.name}" for c in POLICIES.values() for f in knobs_of(c)}
+        if _dataclass_of(tp) in NAMED_SECTIONS:
+            builtins = POLICIES.values() if _dataclass_of(tp) is PolicyConfig else AGGREGATORS.values()
+            knobs = {f"{key}.{f.name}" for c in builtins for f in fields(getattr(c, "Config", NoKnobs))}
             keys += [f"{key}.name", *sorted(knobs)]
         elif _dataclass_of(tp):
             keys += valid_keys(_dataclass_of(tp), key + ".")
@@ -369,10 +392,8 @@ def build(cls: type, data: Any, prefix: str = "") -> Any:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown key {key!r}{hint} (`cosim run --help` explains the keys)")
         sub = _dataclass_of(hints[name])
-        if sub is PolicyConfig:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key} is a section: set its keys, e.g. policy.name=random-k")
-            kwargs[name] = PolicyConfig.from_mapping(value)
+        if sub in NAMED_SECTIONS:
+            kwargs[name] = _build_named(sub, value, key)
             continue
         kwargs[name] = build(sub, value, key + ".") if sub else parse(value, hints[name], key)
     try:

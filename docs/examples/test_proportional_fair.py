@@ -3,10 +3,10 @@
 Run it with `python -m pytest docs/examples/test_proportional_fair.py`."""
 
 import numpy as np
+from proportional_fair import ProportionalFair, ProportionalFairConfig
 
 from optimizer import PolicyContext, Scheduler
 from optimizer.synthetic import RayleighChannel, random_inputs
-from proportional_fair import ProportionalFair, ProportionalFairConfig
 
 
 def test_every_device_gets_its_turn_whatever_its_mean_snr():
