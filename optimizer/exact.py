@@ -147,7 +147,7 @@ def solve_with(backend: MilpBackend, problem: RoundProblem) -> tuple[np.ndarray,
     else:
         warnings.warn(f"exact solver stopped after {MAX_ROUNDS} cut rounds with gap "
                       f"{best[0] - lower:.3g}", RuntimeWarning, stacklevel=2)
-    return best[1], best[2], best[0], min(lower, best[0])
+    return best[1], best[2], best[0], lower
 
 
 SOLVERS = ("auto", "gurobi", "highs")

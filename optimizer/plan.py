@@ -65,6 +65,14 @@ class Plan:
         return self.convergence_term + self.energy_term + self.device_term
 
     @property
+    def relative_gap(self) -> float:
+        """The solver's certificate: (objective − lower bound) / max(1, |objective|), the measure the
+        exact solver stops at (1e-6); NaN for a policy that proves no bound."""
+        if self.lower_bound is None or not np.isfinite(self.objective):
+            return float("nan")
+        return (self.objective - self.lower_bound) / max(1.0, abs(self.objective))
+
+    @property
     def late(self) -> list[int]:
         """Scheduled devices predicted to miss the deadline."""
         return [k for k in self.infeasible if self.scheduled[k]]

@@ -208,6 +208,11 @@ def test_a_trainer_restored_from_its_state_trains_as_the_original_goes_on(files)
     first, again, fresh = finals
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], fresh[k]) for k in first)
+    old = {**state, "optimizers": state["aggregator"]}  # checkpoints from before aggregators by name
+    del old["aggregator"]
+    restored = SplitFedTrainer(config)
+    restored.load_state_dict(old)
+    assert restored.aggregator.state_dict()["server"]["steps"] == 2
 
 
 @pytest.mark.parametrize(("mode", "wire", "embeddings"), [

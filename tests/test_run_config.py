@@ -42,6 +42,20 @@ def test_resolved_config_reloads_to_the_same(tmp_path):
     assert load_config(path, ["seed=5"]).learning.seed == 5
 
 
+def test_a_run_folders_config_from_before_per_policy_knobs_still_loads(tmp_path):
+    """Old run folders listed every policy's knobs under `policy` and named the aggregator
+    `learning.server_optimizer`; they load as the config they were."""
+    cfg = load_config("smoke", ["learning.aggregator=fedavgm"])
+    data = cfg.to_dict()
+    data["policy"].update({"k": 3, "shares": "equal"})
+    data["learning"]["server_optimizer"] = data["learning"].pop("aggregator")["name"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_config(path) == cfg
+    with pytest.raises(ConfigError, match="policy.k is not a knob of lyapunov"):
+        load_config("smoke", ["policy.k=3"])  # what a user sets is still checked
+
+
 def test_a_derived_key_that_disagrees_is_refused(tmp_path):
     data = load_config("smoke").to_dict()
     data["learning"]["seed"] = data["seed"] + 1

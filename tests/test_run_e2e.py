@@ -136,6 +136,9 @@ def test_reference_run_changes_from_round_to_round(uninterrupted):
     assert len(rounds) == RESUME_ROUNDS and rounds["test_loss"].nunique() == RESUME_ROUNDS
     assert devices.groupby("round")["snr_db"].mean().nunique() == RESUME_ROUNDS
     assert devices.groupby("round")["queue_j"].sum().nunique() > 1
+    # the exact solver's certificate, every round: a bound below the plan's objective, within 1e-6
+    assert (rounds["lower_bound"] <= rounds["objective"] + 1e-9).all()
+    assert rounds["relative_gap"].between(-1e-12, 1e-6).all()  # below 0 only by rounding
 
 
 def test_interrupted_run_resumes_to_the_rounds_of_an_uninterrupted_one(ns3_binary, tmp_path, uninterrupted):

@@ -424,7 +424,8 @@ def round_row(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan,
         "test_loss": metrics.get("loss", nan),
         "train_loss": float(np.mean([u.loss for u in updates.values()])) if updates else nan,
         "energy_j": float(realised.sum()), "predicted_energy_j": float(plan.predicted_energy_j.sum()),
-        "objective": plan.objective, "phi": plan.phi, "solver": plan.solver, "license": plan.license,
+        "objective": plan.objective, "lower_bound": nan if plan.lower_bound is None else plan.lower_bound,
+        "relative_gap": plan.relative_gap, "phi": plan.phi, "solver": plan.solver, "license": plan.license,
         "solve_time_s": plan.solve_time_s,
     }
 
