@@ -12,9 +12,10 @@ drives one object::
     trainer.payload_bytes(3)                    # Payload(uplink_bytes, downlink_bytes), their sums
     updates = trainer.local_train([1, 3, 7])    # {device: Update}: states, measured messages, loss
     trainer.aggregate(updates, delivered={1, 7})
-    trainer.evaluate()                          # {"accuracy", "macro_f1", "loss", "samples"}
+    trainer.evaluate()                          # test: accuracy, macro_f1, loss; validation: val_*
 
 Modules: `config` (validated settings), `encoder` (offline loading), `split` (the two parts),
 `payload` (the link), `step` (one training step), `data` and `partition`, `aggregate` (FedAvg and
-the server optimiser), `metrics`, `trainer`.
+the server optimiser), `aggregation` (the rules by name or import path, FedProx), `metrics`,
+`trainer`.
 """

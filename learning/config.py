@@ -74,11 +74,17 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """Dataset (`bbc`, `tweets` or a CSV/JSONL path), held-out split and how it is spread over devices."""
+    """Dataset (`bbc`, `tweets` or a CSV/JSONL path), held-out splits and how it is spread over devices.
+
+    `test_fraction` of every class is the test set, which only reports; `validation_fraction` more is
+    the validation set, on which hyper-parameters are chosen; the rest is spread over the devices.
+    `seed` draws the splits, the partition and the subsample (`cosim run` sets it from `data_seed`,
+    which defaults to the run's `seed`)."""
 
     dataset: str | Path = "bbc"
     devices: int = 10
     test_fraction: float = 0.2
+    validation_fraction: float = 0.1
     partition: str = "dirichlet"
     dirichlet_alpha: float = 0.5
     shards_per_device: int = 2
@@ -88,6 +94,9 @@ class DataSettings:
     def __post_init__(self) -> None:
         _check(self.devices >= 1, f"devices must be >= 1, got {self.devices}")
         _check(0.0 < self.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        _check(self.validation_fraction >= 0.0 and self.test_fraction + self.validation_fraction < 1.0,
+               f"validation_fraction must be >= 0 and leave training data beside test_fraction "
+               f"{self.test_fraction}, got {self.validation_fraction}")
         _check(self.partition in PARTITIONS, f"partition must be one of {PARTITIONS}, got {self.partition!r}")
         _check(self.dirichlet_alpha > 0, f"dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
         _check(self.shards_per_device >= 1, f"shards_per_device must be >= 1, got {self.shards_per_device}")

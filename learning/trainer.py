@@ -19,7 +19,7 @@ from torch import nn
 from learning.aggregate import State
 from learning.aggregation import aggregator_class
 from learning.config import TrainerConfig
-from learning.data import encode, load_dataset, subsample, train_test_split
+from learning.data import Encoded, encode, load_dataset, split_dataset, subsample
 from learning.encoder import load_encoder
 from learning.flops import ServerStepFlops, server_step_flops_per_sample
 from learning.metrics import accuracy, macro_f1
@@ -61,11 +61,14 @@ class _Experiment:
         dataset = load_dataset(data.dataset)
         if data.max_samples is not None:
             dataset = subsample(dataset, data.max_samples, data.seed)
-        train, test = train_test_split(dataset, data.test_fraction, data.seed)
+        train, validation, test = split_dataset(dataset, data.test_fraction, data.validation_fraction,
+                                                data.seed)
         self.label_names = dataset.label_names
         self.train_labels = train.labels
         encoder = load_encoder(config.model.path, config.model.sha256)
         self.train_data = encode(train, encoder.tokenizer, config.model.max_length)
+        self.validation_data = encode(validation, encoder.tokenizer, config.model.max_length) \
+            if len(validation) else None
         self.test_data = encode(test, encoder.tokenizer, config.model.max_length)
         self.model = build_split_model(encoder, config.model, config.lora, len(self.label_names), config.seed)
         self.hidden_size = encoder.hidden_size
@@ -75,15 +78,23 @@ class _Experiment:
         return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def evaluate(self) -> dict[str, float]:
-        """Accuracy, macro-F1 and mean cross-entropy of the current model on the held-out test set."""
+        """Accuracy, macro-F1 and mean cross-entropy of the current model on the test set (`accuracy`,
+        ...: what a paper reports) and on the validation set (`val_accuracy`, ...: what choices of
+        hyper-parameters look at; absent without a validation split)."""
         self.model.train(False)
-        test, size = self.test_data, self.config.eval_batch_size
-        logits = torch.cat([predict_logits(self.model, test.batch(slice(i, i + size)))
-                            for i in range(0, len(test), size)])
-        labels, predictions = test.labels.numpy(), logits.argmax(dim=1).numpy()
+        metrics = self._metrics(self.test_data)
+        if self.validation_data is not None:
+            metrics |= {f"val_{name}": value for name, value in self._metrics(self.validation_data).items()}
+        return metrics
+
+    def _metrics(self, data: Encoded) -> dict[str, float]:
+        size = self.config.eval_batch_size
+        logits = torch.cat([predict_logits(self.model, data.batch(slice(i, i + size)))
+                            for i in range(0, len(data), size)])
+        labels, predictions = data.labels.numpy(), logits.argmax(dim=1).numpy()
         return {"accuracy": accuracy(labels, predictions),
                 "macro_f1": macro_f1(labels, predictions, len(self.label_names)),
-                "loss": float(F.cross_entropy(logits, test.labels)), "samples": float(len(test))}
+                "loss": float(F.cross_entropy(logits, data.labels)), "samples": float(len(data))}
 
 
 class SplitFedTrainer(_Experiment):

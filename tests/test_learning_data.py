@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from learning.config import DataSettings
-from learning.data import load_bbc, load_dataset, load_table, load_tweets, train_test_split
+from learning.data import load_bbc, load_dataset, load_table, load_tweets, split_dataset
 from learning.metrics import accuracy, macro_f1
 from learning.partition import label_counts, partition, partition_dirichlet
 
@@ -23,14 +24,26 @@ def test_packaged_corpora_load_offline():
     assert len(tweets) > 38_000 and tweets.label_names == ("negative", "neutral", "positive")
 
 
-def test_train_test_split_is_stratified_disjoint_and_seeded():
+def test_a_text_is_kept_once_so_no_test_text_is_a_training_one():
+    bbc = load_dataset("bbc")
+    assert len(bbc) == 2225 - 98 and len(set(bbc.texts)) == len(bbc)
+    train, validation, test = split_dataset(bbc, 0.2, 0.1, seed=1)
+    assert not set(test.texts) & (set(train.texts) | set(validation.texts))
+
+
+def test_the_split_is_stratified_disjoint_and_seeded():
     bbc = load_bbc()
-    train, test = train_test_split(bbc, 0.2, seed=1)
-    assert len(train) + len(test) == len(bbc)
+    train, validation, test = split_dataset(bbc, 0.2, 0.1, seed=1)
+    # a partition of the corpus (as multisets: BBC holds some articles twice)
+    assert Counter(train.texts) + Counter(validation.texts) + Counter(test.texts) == Counter(bbc.texts)
     np.testing.assert_allclose(np.bincount(test.labels) / np.bincount(bbc.labels), 0.2, atol=0.01)
-    again, _ = train_test_split(bbc, 0.2, seed=1)
-    other, _ = train_test_split(bbc, 0.2, seed=2)
+    np.testing.assert_allclose(np.bincount(validation.labels) / np.bincount(bbc.labels), 0.1, atol=0.01)
+    again, _, _ = split_dataset(bbc, 0.2, 0.1, seed=1)
+    other, _, _ = split_dataset(bbc, 0.2, 0.1, seed=2)
     assert again.texts == train.texts and other.texts != train.texts
+    # a validation split takes from the training data only: the test set stays the same
+    _, none, same_test = split_dataset(bbc, 0.2, 0.0, seed=1)
+    assert len(none) == 0 and same_test.texts == test.texts
 
 
 def test_user_csv_and_jsonl(tmp_path):

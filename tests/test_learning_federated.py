@@ -284,7 +284,9 @@ def test_centralised_trainer_learns_the_topics(files):
     trainer.train(steps=30)
     after = trainer.evaluate()
     assert after["loss"] < first["loss"] and after["accuracy"] > 0.8
-    assert set(after) == {"accuracy", "macro_f1", "loss", "samples"}
+    assert set(after) == {"accuracy", "macro_f1", "loss", "samples", "val_accuracy", "val_macro_f1",
+                          "val_loss", "val_samples"}
+    assert after["samples"] > 0 and after["val_samples"] > 0  # the test and validation sets both evaluated
 
 
 def _distance_to_global(trainer: SplitFedTrainer, updates: dict) -> float:

@@ -44,9 +44,11 @@ def write_run(results: Path, policy: str, seed: int) -> Path:
         scheduled = e > 0
         delivered = scheduled & ~((t == 0) & (np.cumsum(scheduled) == 1))  # round 0 loses its first update
         run.record({"round": t, "scheduled": int(scheduled.sum()), "delivered": int(delivered.sum()),
-                    "accuracy": accuracy[t], "energy_j": float(e.sum()), "solver": policy, "license": "n/a"},
+                    "accuracy": accuracy[t], "energy_j": float(e.sum()), "solver": policy, "license": "n/a",
+                    "sim_time_s": 10.0 * t, "round_duration_s": 5.0 + t},
                    {"round": np.full(2, t), "device_id": np.arange(2), "scheduled": scheduled,
-                    "delivered": delivered, "realised_energy_j": e, "energy_budget_j": np.full(2, 0.25)})
+                    "delivered": delivered, "realised_energy_j": e, "energy_budget_j": np.full(2, 0.25),
+                    "snr_db": np.array([10.0, 20.0]), "uplink_transfer_s": np.array([1.0, 2.0])})
     run.finish("completed")
     return run.path
 
@@ -188,3 +190,29 @@ def test_accuracy_is_averaged_over_the_energy_every_curve_covers(results, tmp_pa
     assert runs[("lyapunov", 2)] == pytest.approx((0.2 * 0.4 + 0.1 * 0.65) / 0.3)
     # random-k s1: 0.25 J 0.1 → 0.5 J 0.3 → 0.75 J 0.5: 0.3 J is at 0.14, 0.6 J at 0.38
     assert runs[("random-k", 1)] == pytest.approx((0.2 * (0.14 + 0.3) / 2 + 0.1 * (0.3 + 0.38) / 2) / 0.3)
+
+
+def test_what_papers_report_per_run_by_hand(results, tmp_path):
+    table = write_report([str(results)], tmp_path / "out", target=0.4)[0]
+    runs = table[table["row"] == "run"].set_index(["policy", "seed"])
+    first = runs.loc[("lyapunov", 1)]
+    # 1.2 J spent in all, 5 of 6 scheduled updates arrived
+    assert first["energy_per_delivered_update_j"] == pytest.approx(1.2 / 5)
+    assert first["late_or_lost_share"] == pytest.approx(1 / 6)
+    # every device-round scheduled: the mean of 10 and 20 dB; device 0 uploads 1 s, device 1 2 s
+    assert first["scheduled_snr_db"] == pytest.approx(15.0)
+    assert first["uplink_transfer_s"] == pytest.approx(1.5)
+    # random-k seed 1 schedules device 0, then 1, then 0
+    assert runs.loc[("random-k", 1), "scheduled_snr_db"] == pytest.approx(40.0 / 3)
+    # 0.4 is first reached in round 1, which ends at 10 + 6 s, after 0.2 + 0.2 J per device
+    assert first["time_to_target_s"] == pytest.approx(16.0)
+    assert first["energy_to_target_j"] == pytest.approx(0.4)
+    # random-k seed 2 reaches 0.3 in round 1 and 0.55 in round 2: 0.4 only in round 2, at 20 + 7 s
+    assert runs.loc[("random-k", 2), "time_to_target_s"] == pytest.approx(27.0)
+    assert np.isnan(runs.loc[("random-k", 1), "downlink_transfer_s"])  # not in these tables
+    means = table[table["row"] == "mean"].set_index("policy")
+    assert means.loc["lyapunov", "reached_target"] == 2 and means.loc["lyapunov", "target_accuracy"] == 0.4
+    never = write_report([str(results)], tmp_path / "never", target=0.9)[0]
+    assert never[never["row"] == "mean"]["reached_target"].tolist() == [0, 0]
+    assert never[never["row"] == "run"]["time_to_target_s"].isna().all()
+

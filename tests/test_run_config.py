@@ -1,5 +1,6 @@
 """`cosim run` configuration: presets, overrides, and one clear error per bad setting (no ns-3, no model)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,22 @@ def test_a_run_folders_config_from_before_per_policy_knobs_still_loads(tmp_path)
     data = cfg.to_dict()
     data["policy"].update({"k": 3, "shares": "equal"})
     data["learning"]["server_optimizer"] = data["learning"].pop("aggregator")["name"]
+    del data["data_seed"]  # the data's seed was learning.data.seed then
+    data["learning"]["data"]["seed"] = 0
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
-    assert load_config(path) == cfg
+    assert load_config(path) == replace(cfg, data_seed=0)
     with pytest.raises(ConfigError, match="policy.k is not a knob of lyapunov"):
         load_config("smoke", ["policy.k=3"])  # what a user sets is still checked
+
+
+def test_the_seed_reaches_the_data_unless_data_seed_fixes_it():
+    """Another seed is another draw of the data's splits and partition too; a fixed data_seed keeps
+    the same data under every seed (a sweep axis of its own)."""
+    assert [load_config("smoke", [f"seed={s}"]).learning.data.seed for s in (1, 2)] == [1, 2]
+    assert [load_config("smoke", [f"seed={s}", "data_seed=7"]).learning.data.seed for s in (1, 2)] == [7, 7]
+    with pytest.raises(ConfigError, match="learning.data.seed is set from data_seed"):
+        load_config("smoke", ["learning.data.seed=3"])
 
 
 def test_a_derived_key_that_disagrees_is_refused(tmp_path):

@@ -37,8 +37,11 @@ from optimizer import knobs_of, policy_class
 
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
 GROUP_BY = ("policy.name",)  # runs with equal values of these config keys are averaged together
-METRICS = ("rounds", "final_accuracy", "accuracy_at_common_energy", "accuracy_over_energy", "mean_scheduled",
-           "delivered_ratio", "energy_per_device_round_j", "energy_budget_j", "max_energy_over_budget")
+PHASES = ("uplink_transfer_s", "downlink_transfer_s", "device_compute_s", "server_compute_s", "server_wait_s")
+METRICS = ("rounds", "final_accuracy", "final_val_accuracy", "accuracy_at_common_energy",
+           "accuracy_over_energy", "mean_scheduled", "delivered_ratio", "late_or_lost_share",
+           "energy_per_device_round_j", "energy_per_delivered_update_j", "energy_budget_j",
+           "max_energy_over_budget", "scheduled_snr_db", *PHASES, "time_to_target_s", "energy_to_target_j")
 
 
 class NotARunFolder(ValueError):
@@ -208,26 +211,61 @@ def accuracy_over_energy(run: Run, lo: float, hi: float) -> float:
     return float(np.trapezoid(np.interp(grid, spent, accuracy), grid) / (hi - lo))
 
 
-def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP_BY) -> dict:
+def to_target(run: Run, target: float | None) -> tuple[float, float]:
+    """Simulated time [s] and cumulative energy per device [J] at the end of the first evaluated
+    round whose test accuracy reaches `target` (NaN when none does, or without a target)."""
+    rounds = run.rounds.set_index("round")
+    reached = rounds.index[rounds["accuracy"] >= target] if target is not None else []
+    if not len(reached):
+        return np.nan, np.nan
+    t = reached[0]
+    end = rounds.loc[t, "sim_time_s"] + rounds.loc[t, "round_duration_s"] \
+        if "round_duration_s" in rounds else rounds.loc[t, "sim_time_s"]
+    return float(end), float(cumulative_energy(run).loc[t])
+
+
+def _scheduled_mean(devices: pd.DataFrame, column: str) -> float:
+    """The mean of a devices.parquet column over scheduled device-rounds (NaN when the run's table
+    has no such column: written before it existed)."""
+    if column not in devices or "scheduled" not in devices or not devices["scheduled"].any():
+        return np.nan
+    return float(devices.loc[devices["scheduled"].astype(bool), column].mean())
+
+
+def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP_BY,
+              target: float | None = None) -> dict:
     """The run's row: its group (values of the config keys `by`), outcome (also at the common
     cumulative energy per device, the end of `energy`, and averaged over the range `energy`),
-    participation, delivery and energy against the per-round budget Ē_k."""
+    participation, delivery and energy against the per-round budget Ē_k, what a device spends per
+    update the server received, the channel of the scheduled devices, where a scheduled device's
+    round went (mean seconds per phase), and the simulated time and energy to reach `target`."""
     rounds, devices = run.rounds, run.devices
     accuracy = rounds["accuracy"].dropna()
+    validation = rounds["val_accuracy"].dropna() if "val_accuracy" in rounds else pd.Series(dtype=float)
     per_device = devices.groupby("device_id")[["realised_energy_j", "energy_budget_j"]].mean()
     over_budget = per_device["realised_energy_j"] / per_device["energy_budget_j"]
+    scheduled, delivered = int(rounds["scheduled"].sum()), int(rounds["delivered"].sum())
+    time_to_target, energy_to_target = to_target(run, target)
     return {
         "run": run.path.name, "group": run.label(by), "policy": run.policy, "seed": run.seed,
         "status": run.manifest.get("status"),
         "rounds": len(rounds),
         "final_accuracy": float(accuracy.iloc[-1]) if len(accuracy) else np.nan,
+        "final_val_accuracy": float(validation.iloc[-1]) if len(validation) else np.nan,
         "accuracy_at_common_energy": accuracy_at_energy(run, energy[1]), "common_energy_j": energy[1],
         "accuracy_over_energy": accuracy_over_energy(run, *energy), "energy_from_j": energy[0],
         "mean_scheduled": float(rounds["scheduled"].mean()),
-        "delivered_ratio": float(rounds["delivered"].sum() / max(rounds["scheduled"].sum(), 1)),
+        "delivered_ratio": delivered / max(scheduled, 1),
+        "late_or_lost_share": (scheduled - delivered) / scheduled if scheduled else np.nan,
         "energy_per_device_round_j": float(devices["realised_energy_j"].mean()),
+        "energy_per_delivered_update_j": float(devices["realised_energy_j"].sum()) / delivered
+        if delivered else np.nan,
         "energy_budget_j": float(devices["energy_budget_j"].mean()),
         "max_energy_over_budget": float(over_budget.max()),
+        "scheduled_snr_db": _scheduled_mean(devices, "snr_db"),
+        **{phase: _scheduled_mean(devices, phase) for phase in PHASES},
+        "target_accuracy": np.nan if target is None else target,
+        "time_to_target_s": time_to_target, "energy_to_target_j": energy_to_target,
         "solver": ", ".join(f"{s['solver']} ({s['license']})" for s in run.manifest.get("solvers", [])),
     }
 
@@ -244,11 +282,13 @@ def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(n >= 2, half, np.nan)
 
 
-def report_table(runs: list[Run], by: tuple[str, ...] = GROUP_BY) -> pd.DataFrame:
+def report_table(runs: list[Run], by: tuple[str, ...] = GROUP_BY,
+                 target: float | None = None) -> pd.DataFrame:
     """Rows per run (sorted by group and seed), then per group of runs with the same values of the
-    config keys `by`: metric means and `<metric>_ci95` columns."""
+    config keys `by`: metric means and `<metric>_ci95` columns (over the runs that have a value: a
+    run that never reached the target has none, and the group's `reached_target` counts those that did)."""
     energy = energy_range(runs)
-    per_run = pd.DataFrame([summarise(r, energy, by) for r in runs]).sort_values(["group", "seed"],
+    per_run = pd.DataFrame([summarise(r, energy, by, target) for r in runs]).sort_values(["group", "seed"],
                                                                                   kind="stable")
     per_run.insert(0, "row", "run")
     aggregated = []
@@ -257,7 +297,9 @@ def report_table(runs: list[Run], by: tuple[str, ...] = GROUP_BY) -> pd.DataFram
                      "policy": ",".join(sorted(set(group["policy"]))),
                      "seed": ",".join(str(s) for s in group["seed"]), "common_energy_j": energy[1],
                      "energy_from_j": energy[0],
-                     "solver": "; ".join(sorted(set(group["solver"])))}
+                     "solver": "; ".join(sorted(set(group["solver"]))),
+                     "target_accuracy": np.nan if target is None else target,
+                     "reached_target": int(group["time_to_target_s"].notna().sum())}
         for metric in METRICS:
             mean, half = mean_ci(group[metric].to_numpy())
             row[metric], row[f"{metric}_ci95"] = float(mean), float(half)
@@ -376,14 +418,14 @@ def default_out_dir() -> Path:
     return ExperimentConfig.results_dir / f"report-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def write_report(patterns: list[str], out: Path | None = None,
-                 by: tuple[str, ...] = GROUP_BY) -> tuple[pd.DataFrame, Path, Path]:
+def write_report(patterns: list[str], out: Path | None = None, by: tuple[str, ...] = GROUP_BY,
+                 target: float | None = None) -> tuple[pd.DataFrame, Path, Path]:
     """Read the runs, write report.csv and report.png into `out` (runs grouped by the config keys
-    `by`); returns the table and both paths."""
+    `by`, time and energy to `target` test accuracy); returns the table and both paths."""
     runs = [load_run(p) for p in resolve_runs(patterns)]
     out = Path(out) if out is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    table = report_table(runs, by)
+    table = report_table(runs, by, target)
     csv_path = out / "report.csv"
     table.to_csv(csv_path, index=False)
     return table, csv_path, report_figure(runs, out / "report.png", by)

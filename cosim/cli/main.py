@@ -136,7 +136,8 @@ Examples:
   cosim run my.yaml seed=3 scenario.radio=lte flow_monitor=true
 
 \b
-Sections: rounds, seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor, csv,
+Sections: rounds, seed (ns-3, training and, unless data_seed is set, the data's split and partition),
+data_seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor, csv,
 protocol (per-step: split learning's messages one by one; lumped: the paper's one upload and one
 download per round), transport (shm, or zmq to reach ns-3 under `python -m cosim.ns3_server` at
 ns3_address; ns3_client_key and ns3_server_key when the server checks keys, `cosim keys new`);
@@ -290,6 +291,9 @@ def report(
                                              show_default=False)] = None,
     by: Annotated[str, typer.Option(help="comma-separated config keys whose values group the runs, "
                                          "e.g. scenario.mobility,policy.name")] = "policy.name",
+    target: Annotated[float | None, typer.Option(
+        help="test accuracy to reach: each run's simulated time and energy per device until its first "
+             "evaluation at or above it (time_to_target_s, energy_to_target_j)", show_default=False)] = None,
 ) -> None:
     """Compare runs: a table (report.csv) with a row per run and mean ± 95 % CI per group (policy,
     or the values of --by keys) over seeds, accuracy also read at the least cumulative energy any run
@@ -299,7 +303,7 @@ def report(
 
     try:
         keys = tuple(k.strip() for k in by.split(",") if k.strip())
-        table, csv_path, png_path = write_report(runs, out, keys)
+        table, csv_path, png_path = write_report(runs, out, keys, target)
     except NotARunFolder as e:
         fail(str(e))
     console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))

@@ -156,11 +156,15 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything one `cosim run` needs. `seed` seeds ns-3's RngRun, the trainer and the device draws."""
+    """Everything one `cosim run` needs. `seed` seeds ns-3's RngRun, the trainer and the device draws;
+    `data_seed` (null: `seed`) the data's train/validation/test split, its partition over the devices
+    and any subsample, so that another seed is another draw of the data too, or the same data when
+    `data_seed` is fixed."""
 
     preset: str = "custom"
     rounds: int = 30
     seed: int = 1
+    data_seed: int | None = None
     deadline_s: float = 10.0
     energy_budget_j: float = 0.5
     server_time_s: float | None = None
@@ -186,12 +190,15 @@ class ExperimentConfig:
         "learning.seed": "seed",
         "learning.rounds_hint": "rounds",
         "learning.data.devices": "scenario.devices",
+        "learning.data.seed": "data_seed (null: seed)",
         "scenario.flow_monitor_xml": "flow_monitor",
     }
 
     def __post_init__(self) -> None:
         _need(1 <= self.rounds <= 1_000_000, "rounds", self.rounds, "an integer from 1 to 1000000")
         _need(self.seed >= 1, "seed", self.seed, "must be >= 1")
+        _need(self.data_seed is None or self.data_seed >= 0, "data_seed", self.data_seed,
+              "must be >= 0 (null: the run's seed)")
         _need(math.isfinite(self.deadline_s) and self.deadline_s > 0, "deadline_s", self.deadline_s,
               "must be > 0")
         _need(math.isfinite(self.energy_budget_j) and self.energy_budget_j > 0, "energy_budget_j",
@@ -227,7 +234,8 @@ class ExperimentConfig:
         object.__setattr__(self, "scenario", replace(self.scenario, rng_run=self.seed))
         object.__setattr__(self, "learning", replace(
             self.learning, seed=self.seed, rounds_hint=self.rounds,
-            data=replace(data, devices=self.scenario.devices)))
+            data=replace(data, devices=self.scenario.devices,
+                         seed=self.seed if self.data_seed is None else self.data_seed)))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-safe values (paths as strings, tuples as lists)."""
@@ -273,7 +281,7 @@ def load_config(source: str | Path, overrides: list[str] = ()) -> ExperimentConf
     written = {dotted: value for dotted in ExperimentConfig.DERIVED
                if (value := _pop(data, dotted)) is not _MISSING}
     if written:
-        _upgrade_run_folder_config(data)
+        _upgrade_run_folder_config(data, written)
         resolved = build(ExperimentConfig, copy.deepcopy(data)).to_dict()
         for dotted, value in written.items():
             if value != _pop(resolved, dotted):
@@ -306,9 +314,12 @@ def _drop_knobs_not_meant_for(data: dict, base: dict, overrides: list[str], from
         del policy[key]
 
 
-def _upgrade_run_folder_config(data: dict) -> None:
-    """A run folder's config.yaml from before policies and aggregators had their own knobs: every
-    policy's knobs listed under `policy`, the aggregator as `learning.server_optimizer`."""
+def _upgrade_run_folder_config(data: dict, written: dict) -> None:
+    """A run folder's config.yaml from before policies and aggregators had their own knobs (every
+    policy's knobs listed under `policy`, the aggregator as `learning.server_optimizer`) or before
+    `data_seed` (the data's seed was `learning.data.seed`, 0 unless set)."""
+    if "data_seed" not in data and "learning.data.seed" in written:
+        data["data_seed"] = written["learning.data.seed"]
     _drop_knobs_not_meant_for(data, data.get("policy") or {}, [], from_run_folder=True)
     learning = data.get("learning")
     if isinstance(learning, dict) and "server_optimizer" in learning:
