@@ -85,6 +85,7 @@ class DataSettings:
     devices: int = 10
     test_fraction: float = 0.2
     validation_fraction: float = 0.1
+    deduplicate: bool = True  # keep each text once, so that no test text is also a training one
     partition: str = "dirichlet"
     dirichlet_alpha: float = 0.5
     shards_per_device: int = 2

@@ -135,13 +135,13 @@ def load_table(path: str | Path, text_column: str = "text", label_column: str = 
     return _from_pairs(pairs, label_names or _sorted_labels({label for _, label in pairs}))
 
 
-def load_dataset(spec: str | Path) -> TextDataset:
-    """`bbc`, `tweets`, or the path of a CSV/JSONL file with `text` and `label` columns; each text
-    once (the first time it appears), so that no test text is also a training one (BBC News holds
-    98 of its 2,225 articles twice)."""
+def load_dataset(spec: str | Path, deduplicate: bool = True) -> TextDataset:
+    """`bbc`, `tweets`, or the path of a CSV/JSONL file with `text` and `label` columns; by default
+    each text once (the first time it appears), so that no test text is also a training one (BBC
+    News holds 98 of its 2,225 articles twice)."""
     builtin = {"bbc": load_bbc, "tweets": load_tweets}
     dataset = builtin[spec]() if isinstance(spec, str) and spec in builtin else load_table(spec)
-    return deduplicated(dataset)
+    return deduplicated(dataset) if deduplicate else dataset
 
 
 def deduplicated(dataset: TextDataset) -> TextDataset:

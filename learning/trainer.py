@@ -58,7 +58,7 @@ class _Experiment:
     def __init__(self, config: TrainerConfig) -> None:
         self.config = config
         data = config.data
-        dataset = load_dataset(data.dataset)
+        dataset = load_dataset(data.dataset, data.deduplicate)
         if data.max_samples is not None:
             dataset = subsample(dataset, data.max_samples, data.seed)
         train, validation, test = split_dataset(dataset, data.test_fraction, data.validation_fraction,

@@ -27,6 +27,7 @@ def test_packaged_corpora_load_offline():
 def test_a_text_is_kept_once_so_no_test_text_is_a_training_one():
     bbc = load_dataset("bbc")
     assert len(bbc) == 2225 - 98 and len(set(bbc.texts)) == len(bbc)
+    assert len(load_dataset("bbc", deduplicate=False)) == 2225
     train, validation, test = split_dataset(bbc, 0.2, 0.1, seed=1)
     assert not set(test.texts) & (set(train.texts) | set(validation.texts))
 

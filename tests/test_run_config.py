@@ -52,9 +52,12 @@ def test_a_run_folders_config_from_before_per_policy_knobs_still_loads(tmp_path)
     data["learning"]["server_optimizer"] = data["learning"].pop("aggregator")["name"]
     del data["data_seed"]  # the data's seed was learning.data.seed then
     data["learning"]["data"]["seed"] = 0
+    del data["learning"]["data"]["validation_fraction"], data["learning"]["data"]["deduplicate"]
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
-    assert load_config(path) == replace(cfg, data_seed=0)
+    old = load_config(path)  # it goes on with the data it started with: no validation split, duplicates kept
+    assert old == replace(cfg, data_seed=0, learning=replace(
+        cfg.learning, data=replace(cfg.learning.data, seed=0, validation_fraction=0.0, deduplicate=False)))
     with pytest.raises(ConfigError, match="policy.k is not a knob of lyapunov"):
         load_config("smoke", ["policy.k=3"])  # what a user sets is still checked
 

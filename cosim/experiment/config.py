@@ -316,10 +316,15 @@ def _drop_knobs_not_meant_for(data: dict, base: dict, overrides: list[str], from
 
 def _upgrade_run_folder_config(data: dict, written: dict) -> None:
     """A run folder's config.yaml from before policies and aggregators had their own knobs (every
-    policy's knobs listed under `policy`, the aggregator as `learning.server_optimizer`) or before
-    `data_seed` (the data's seed was `learning.data.seed`, 0 unless set)."""
+    policy's knobs listed under `policy`, the aggregator as `learning.server_optimizer`), before
+    `data_seed` (the data's seed was `learning.data.seed`, 0 unless set), or before the validation
+    split and the dropping of duplicate texts: it continues with the data it started with."""
     if "data_seed" not in data and "learning.data.seed" in written:
         data["data_seed"] = written["learning.data.seed"]
+    old_data = data.get("learning", {}).get("data")
+    if isinstance(old_data, dict):  # before the validation split, and before duplicates were dropped
+        old_data.setdefault("validation_fraction", 0.0)
+        old_data.setdefault("deduplicate", False)
     _drop_knobs_not_meant_for(data, data.get("policy") or {}, [], from_run_folder=True)
     learning = data.get("learning")
     if isinstance(learning, dict) and "server_optimizer" in learning:
