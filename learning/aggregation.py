@@ -27,16 +27,24 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 
 from learning.aggregate import ServerOptimizer, State, fedavg
 
-if TYPE_CHECKING:
-    from learning.config import TrainerConfig
-
 PARTS = ("server", "device")
+
+
+class TrainerSettings(Protocol):
+    """What the built-in rules read of the run's `TrainerConfig` (learning/config.py), which every
+    rule gets whole."""
+
+    server_lr: float
+    server_momentum: float
+    server_beta2: float
+    server_lr_decay: str
+    rounds_hint: int | None
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Aggregator(ABC):
 
     Config: ClassVar[type] = NoKnobs
 
-    def __init__(self, config: Any, trainer: TrainerConfig) -> None:
+    def __init__(self, config: Any, trainer: TrainerSettings) -> None:
         self.config, self.trainer = config, trainer
 
     @abstractmethod
@@ -81,7 +89,7 @@ class _ServerStep(FedAvg):
 
     kind = "fedavg"
 
-    def __init__(self, config: Any, trainer: TrainerConfig) -> None:
+    def __init__(self, config: Any, trainer: TrainerSettings) -> None:
         super().__init__(config, trainer)
         self.optimizers = {part: ServerOptimizer(self.kind, trainer.server_lr, trainer.server_momentum,
                                                  decay=trainer.server_lr_decay, horizon=trainer.rounds_hint,
