@@ -246,11 +246,13 @@ def _summary(folder: RunDir) -> None:
     rounds, devices = folder.rounds_frame, folder.devices_frame
     sched = devices[devices["scheduled"]]
     acc = rounds["accuracy"].dropna()
+    val = rounds["val_accuracy"].dropna() if "val_accuracy" in rounds else acc.iloc[:0]
     ratio = (sched["realised_delay_s"] / sched["predicted_delay_s"]).median()
     table = Table("quantity", "value", title=f"{folder.path.name}")
     for name, value in (
         ("rounds", f"{len(rounds)}"),
-        ("final accuracy", f"{acc.iloc[-1]:.3f}" if len(acc) else "-"),
+        ("final accuracy: test (report it)", f"{acc.iloc[-1]:.3f}" if len(acc) else "-"),
+        ("final accuracy: validation (choose by it)", f"{val.iloc[-1]:.3f}" if len(val) else "-"),
         ("devices scheduled per round", f"{rounds['scheduled'].mean():.2f}"),
         ("delivered / scheduled", f"{int(rounds['delivered'].sum())}/{int(rounds['scheduled'].sum())}"),
         ("energy per scheduled device [J]", f"{sched['realised_energy_j'].mean():.3f}"),
