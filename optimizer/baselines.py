@@ -19,7 +19,7 @@ from optimizer.inputs import RoundInputs
 from optimizer.plan import Plan, empty_plan, make_plan
 from optimizer.policy import Policy, PolicyContext
 from optimizer.problem import RoundProblem, fitting_prefix
-from optimizer.rates import RATE_MODELS
+from optimizer.rates import rate_model
 
 SHARE_MODES = ("equal", "deadline")
 
@@ -31,8 +31,7 @@ class RateConfig:
     rate: str = "paper"  # the rate model plans use (optimizer/rates.py)
 
     def __post_init__(self) -> None:
-        if self.rate not in RATE_MODELS:
-            raise ValueError(f"rate={self.rate!r} must be one of {', '.join(RATE_MODELS)}")
+        rate_model(self.rate)  # refuses an unknown one, naming the known ones
 
 
 @dataclass(frozen=True)

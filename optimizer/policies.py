@@ -20,7 +20,7 @@ from optimizer.plan import Plan
 from optimizer.policy import Policy, PolicyContext
 from optimizer.problem import RoundProblem
 from optimizer.queues import ParticipationQueues
-from optimizer.rates import RATE_MODELS
+from optimizer.rates import rate_model
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,7 @@ class LyapunovConfig:
             raise ValueError(f"min_participation={self.min_participation!r} must be in [0, 1)")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver={self.solver!r} must be one of {', '.join(SOLVERS)}")
-        if self.rate not in RATE_MODELS:
-            raise ValueError(f"rate={self.rate!r} must be one of {', '.join(RATE_MODELS)}")
+        rate_model(self.rate)  # refuses an unknown one, naming the known ones
 
 
 class LyapunovPolicy(Policy):

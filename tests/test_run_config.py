@@ -91,6 +91,7 @@ def test_a_derived_key_that_disagrees_is_refused(tmp_path):
     ("policy.k=3", "policy.k is not a knob of lyapunov; its knobs: v, mu_eta, solver, rate, energy_price, "
                    "min_participation"),
     ("policy.v=high", "policy.v='high' is invalid: expected a number"),
+    ("policy.rate=shannon", "policy (lyapunov): unknown rate model 'shannon'; known: ['paper', 'simple']"),
     ("policy.name=no_such_module:Policy", "module 'no_such_module' does not import (is its folder on "
                                           "PYTHONPATH?): ModuleNotFoundError"),
     ("policy.name=optimizer.baselines:Nope", "module 'optimizer.baselines' has no 'Nope' (its classes: "),
