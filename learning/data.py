@@ -1,6 +1,7 @@
 """Labelled text, offline: BBC News, the tweets corpus, or a user's CSV/JSONL; split and tokenised once.
 
-Sequences are padded to a fixed length so the activations (and so the payloads) have a known size.
+Sequences are padded to a fixed length so the activations (and so the payloads) have a known size;
+evaluation, which sends nothing, cuts the padding away (`Encoded.by_length`).
 """
 
 from __future__ import annotations
@@ -200,6 +201,17 @@ class Encoded:
     def batch(self, indices: np.ndarray | slice) -> Batch:
         index = torch.as_tensor(indices) if isinstance(indices, np.ndarray) else indices
         return Batch(self.input_ids[index], self.attention_mask[index], self.labels[index])
+
+    def by_length(self, size: int) -> Iterator[tuple[torch.Tensor, Batch]]:
+        """Batches of at most `size` texts of similar length, each cut after its last real token, with
+        the positions of their texts. Evaluation pays for the tokens the texts have rather than for
+        `max_length` (short tweets: about half); masked padding does not change the logits."""
+        order = torch.argsort(self.attention_mask.sum(dim=1), stable=True)
+        for start in range(0, len(order), size):
+            index = order[start:start + size]
+            mask = self.attention_mask[index]
+            width = int(mask.any(dim=0).nonzero().max()) + 1 if mask.any() else 1
+            yield index, Batch(self.input_ids[index, :width], mask[:, :width], self.labels[index])
 
 
 def encode(dataset: TextDataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Encoded:

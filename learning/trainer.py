@@ -88,9 +88,9 @@ class _Experiment:
         return metrics
 
     def _metrics(self, data: Encoded) -> dict[str, float]:
-        size = self.config.eval_batch_size
-        logits = torch.cat([predict_logits(self.model, data.batch(slice(i, i + size)))
-                            for i in range(0, len(data), size)])
+        logits = torch.empty(len(data), len(self.label_names))
+        for index, batch in data.by_length(self.config.eval_batch_size):
+            logits[index] = predict_logits(self.model, batch)
         labels, predictions = data.labels.numpy(), logits.argmax(dim=1).numpy()
         return {"accuracy": accuracy(labels, predictions),
                 "macro_f1": macro_f1(labels, predictions, len(self.label_names)),

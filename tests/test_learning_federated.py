@@ -289,6 +289,24 @@ def test_centralised_trainer_learns_the_topics(files):
     assert after["samples"] > 0 and after["val_samples"] > 0  # the test and validation sets both evaluated
 
 
+def test_evaluation_cut_to_the_texts_lengths_gives_the_padded_logits(files):
+    trainer = CentralisedTrainer(_config(files))
+    trainer.train(steps=5)
+    trainer.model.train(False)
+    data = trainer.test_data
+    with torch.no_grad():
+        padded = trainer.model.logits(data.input_ids, data.attention_mask)  # every text at max_length
+        cut = torch.empty_like(padded)
+        widths = []
+        for index, batch in data.by_length(4):
+            cut[index] = trainer.model.logits(batch.input_ids, batch.attention_mask)
+            widths.append(batch.input_ids.shape[1])
+    assert min(widths) < data.input_ids.shape[1]  # some batches were cut, so the comparison bites
+    torch.testing.assert_close(cut, padded, rtol=0, atol=1e-5)
+    labels = data.labels.numpy()
+    assert trainer.evaluate()["accuracy"] == float((padded.argmax(dim=1).numpy() == labels).mean())
+
+
 def _distance_to_global(trainer: SplitFedTrainer, updates: dict) -> float:
     """Mean over devices of ‖w_k − w_global‖ over both parts' trainable tensors."""
     total = 0.0

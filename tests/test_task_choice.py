@@ -3,6 +3,7 @@ centralised reference as many steps as every device would take."""
 
 from __future__ import annotations
 
+import pytest
 from test_learning_federated import _config
 from test_learning_support import tiny_model_dir, topic_csv
 
@@ -25,3 +26,12 @@ def test_random_k_and_centralised_train_what_they_say(tmp_path, monkeypatch):
                         lambda self, steps: taken.append(steps) or train(self, steps))
     task_choice.centralised(config, rounds=3)
     assert taken == [3 * config.data.devices * config.local_steps]
+    trained.clear()
+    task_choice.every_device(config, rounds=2)
+    assert [sorted(d) for d in trained] == [list(range(config.data.devices))] * 2
+
+
+def test_an_unknown_method_is_refused_with_the_known_ones(capsys):
+    with pytest.raises(SystemExit):
+        task_choice.main(["--methods", "random-k,oracle"])
+    assert "unknown methods ['oracle']" in capsys.readouterr().err
