@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats
 from typer.testing import CliRunner
 
 from cosim.campaign.report import (
     NotARunFolder,
+    UnknownGroup,
     _curves,
     accuracy_by_energy,
     load_run,
@@ -62,7 +64,7 @@ def results(tmp_path, monkeypatch) -> Path:
 
 
 def test_table_has_runs_and_policy_means_with_t_intervals(results, tmp_path):
-    table, csv_path, png_path = write_report([str(results)], tmp_path / "out")
+    table, csv_path, png_path, _ = write_report([str(results)], tmp_path / "out")
     assert png_path.stat().st_size > 10_000 and png_path.name == "report.png"
     assert pd.read_csv(csv_path).shape == table.shape
     runs = table[table["row"] == "run"].set_index(["policy", "seed"])
@@ -84,7 +86,7 @@ def test_table_has_runs_and_policy_means_with_t_intervals(results, tmp_path):
 
 def test_accuracy_is_compared_at_the_least_energy_any_run_spent(results, tmp_path):
     # cumulative energy per device: lyapunov s1 0.2, 0.4, 0.6; s2 0.3, 0.5, 0.6; random-k 0.25, 0.5, 0.75
-    table, _, _ = write_report([str(results)], tmp_path / "out")
+    table = write_report([str(results)], tmp_path / "out")[0]
     np.testing.assert_allclose(table["common_energy_j"], 0.6)  # on every row
     runs = table[table["row"] == "run"].set_index(["policy", "seed"])["accuracy_at_common_energy"]
     assert runs[("lyapunov", 1)] == pytest.approx(0.6) and runs[("lyapunov", 2)] == pytest.approx(0.8)
@@ -153,7 +155,7 @@ def test_csv_on_request_mirrors_the_parquet_tables(tmp_path, monkeypatch):
 
 
 def test_runs_can_be_grouped_by_any_config_keys(results, tmp_path):
-    table, _, png = write_report([str(results)], tmp_path / "by", by=("seed",))
+    table, _, png, _ = write_report([str(results)], tmp_path / "by", by=("seed",))
     means = table[table["row"] == "mean"].set_index("group")
     assert list(means.index) == ["1", "2"] and list(means["policy"]) == ["lyapunov,random-k"] * 2
     assert means.loc["1", "run"] == "2 run(s)" and png.is_file()
@@ -181,7 +183,7 @@ def test_a_key_older_runs_lack_groups_them_with_its_default(results, tmp_path):
 
 def test_accuracy_is_averaged_over_the_energy_every_curve_covers(results, tmp_path):
     # first evaluations at 0.2 / 0.3 / 0.25 / 0.25 J: the range is 0.3 J to the common 0.6 J
-    table, _, _ = write_report([str(results)], tmp_path / "out")
+    table = write_report([str(results)], tmp_path / "out")[0]
     np.testing.assert_allclose(table["energy_from_j"], 0.3)
     runs = table[table["row"] == "run"].set_index(["policy", "seed"])["accuracy_over_energy"]
     # lyapunov s1: accuracy = energy on 0.2..0.6 J, so its mean over 0.3..0.6 J is 0.45
@@ -216,3 +218,30 @@ def test_what_papers_report_per_run_by_hand(results, tmp_path):
     assert never[never["row"] == "mean"]["reached_target"].tolist() == [0, 0]
     assert never[never["row"] == "run"]["time_to_target_s"].isna().all()
 
+
+
+def test_groups_are_compared_seed_by_seed_against_one(results, tmp_path):
+    table, _, _, paired = write_report([str(results)], tmp_path / "out", against="lyapunov")
+    assert (tmp_path / "out" / "paired.csv").is_file()
+    row = paired.set_index(["group", "metric"]).loc[("random-k", "final_accuracy")]
+    # random-k minus lyapunov at the last round: seed 1 0.5 - 0.6, seed 2 0.55 - 0.8
+    interval = stats.ttest_rel([0.5, 0.55], [0.6, 0.8]).confidence_interval(0.95)
+    assert row["difference"] == pytest.approx(-0.175)
+    assert row["difference_ci95"] == pytest.approx((interval.high - interval.low) / 2)
+    assert (row["seeds"], row["higher"], row["lower"]) == (2, 0, 2)
+    energy = paired.set_index(["group", "metric"]).loc[("random-k", "energy_per_device_round_j")]
+    runs = table[table["row"] == "run"].set_index(["policy", "seed"])["energy_per_device_round_j"]
+    by_hand = np.mean([runs["random-k", s] - runs["lyapunov", s] for s in (1, 2)])
+    assert energy["difference"] == pytest.approx(by_hand)
+    assert set(paired["group"]) == {"random-k"}  # the reference is not compared with itself
+
+
+def test_an_unknown_reference_group_lists_the_groups(results, tmp_path):
+    listed = r"'lyapunov-fast' is not a group of these runs; they are: 'lyapunov'; 'random-k'"
+    with pytest.raises(UnknownGroup, match=listed):
+        write_report([str(results)], tmp_path / "out", against="lyapunov-fast")
+    result = CliRunner().invoke(app, ["report", str(results), "--against", "nobody",
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "is not a group of these runs" in result.output
+    with pytest.raises(UnknownGroup, match="one run per seed"):
+        write_report([str(results)], tmp_path / "out", by=("seed",), against="1")

@@ -38,6 +38,9 @@ from optimizer import knobs_of, policy_class
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
 GROUP_BY = ("policy.name",)  # runs with equal values of these config keys are averaged together
 PHASES = ("uplink_transfer_s", "downlink_transfer_s", "device_compute_s", "server_compute_s", "server_wait_s")
+# What a paired comparison differences, seed by seed.
+PAIRED = ("final_accuracy", "final_val_accuracy", "accuracy_over_energy", "energy_per_device_round_j",
+          "late_or_lost_share", "time_to_target_s", "energy_to_target_j")
 METRICS = ("rounds", "final_accuracy", "final_val_accuracy", "accuracy_at_common_energy",
            "accuracy_over_energy", "mean_scheduled", "delivered_ratio", "late_or_lost_share",
            "energy_per_device_round_j", "energy_per_delivered_update_j", "energy_budget_j",
@@ -46,6 +49,10 @@ METRICS = ("rounds", "final_accuracy", "final_val_accuracy", "accuracy_at_common
 
 class NotARunFolder(ValueError):
     """A folder given to the report lacks a file every run folder has; the message names it."""
+
+
+class UnknownGroup(ValueError):
+    """`--against` names no group of the runs; the message lists those there are."""
 
 
 @dataclass(frozen=True)
@@ -307,6 +314,37 @@ def report_table(runs: list[Run], by: tuple[str, ...] = GROUP_BY,
     return pd.concat([per_run, pd.DataFrame(aggregated)], ignore_index=True)
 
 
+def paired_table(table: pd.DataFrame, against: str) -> pd.DataFrame:
+    """Every other group's difference to the group `against`, seed by seed, then its mean and 95 %
+    half-width over the seeds both groups ran: one row per group and metric (`PAIRED`), with how
+    many seeds came out higher and lower. A seed draws the network and the data, so runs of one seed
+    share them; the difference of paired runs leaves out the spread that the draw puts into each
+    group's own mean, and a difference smaller than the groups' half-widths can still be clear."""
+    runs = table[table["row"] == "run"]
+    groups = list(dict.fromkeys(runs["group"]))
+    if against not in groups:
+        raise UnknownGroup(f"--against {against!r} is not a group of these runs; they are: "
+                           + "; ".join(repr(g) for g in groups))
+    reference = runs[runs["group"] == against].set_index("seed")
+    rows = []
+    for label in groups:
+        other = runs[runs["group"] == label].set_index("seed")
+        if label == against:
+            continue
+        if other.index.has_duplicates or reference.index.has_duplicates:
+            raise UnknownGroup(f"groups {label!r} and {against!r} must hold one run per seed to be paired; "
+                               "group by more keys (--by)")
+        seeds = other.index.intersection(reference.index)
+        for metric in PAIRED:
+            difference = (other.loc[seeds, metric] - reference.loc[seeds, metric]).to_numpy(float)
+            mean, half = mean_ci(difference)
+            rows.append({"group": label, "against": against, "metric": metric, "difference": float(mean),
+                         "difference_ci95": float(half), "seeds": int(np.sum(~np.isnan(difference))),
+                         "higher": int(np.sum(difference > 0)), "lower": int(np.sum(difference < 0))})
+    return pd.DataFrame(rows, columns=["group", "against", "metric", "difference", "difference_ci95",
+                                       "seeds", "higher", "lower"])
+
+
 def _curves(runs: list[Run], by: tuple[str, ...] = GROUP_BY) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Per policy: accuracy and cumulative energy per device, indexed by round, one column per run."""
     curves: dict[str, tuple[list[pd.Series], list[pd.Series]]] = {}
@@ -418,14 +456,30 @@ def default_out_dir() -> Path:
     return ExperimentConfig.results_dir / f"report-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def paired_rich_table(paired: pd.DataFrame) -> Table:
+    """Paired differences for the terminal: `mean ± half-width (higher/lower seeds)` per group and metric."""
+    metrics = list(dict.fromkeys(paired["metric"]))
+    out = Table("group", *metrics, title=f"difference to {paired['against'].iloc[0]}, paired by seed")
+    for label, rows in paired.groupby("group", sort=False):
+        cells = rows.set_index("metric")
+        out.add_row(label, *(f"{cells.loc[m, 'difference']:+.3f} ± {cells.loc[m, 'difference_ci95']:.3f} "
+                             f"({cells.loc[m, 'higher']}/{cells.loc[m, 'lower']})" for m in metrics))
+    return out
+
+
 def write_report(patterns: list[str], out: Path | None = None, by: tuple[str, ...] = GROUP_BY,
-                 target: float | None = None) -> tuple[pd.DataFrame, Path, Path]:
+                 target: float | None = None, against: str | None = None
+                 ) -> tuple[pd.DataFrame, Path, Path, pd.DataFrame | None]:
     """Read the runs, write report.csv and report.png into `out` (runs grouped by the config keys
-    `by`, time and energy to `target` test accuracy); returns the table and both paths."""
+    `by`, time and energy to `target` test accuracy) and, `against` a group, paired.csv; returns the
+    table, both paths and the paired differences (None without `against`)."""
     runs = [load_run(p) for p in resolve_runs(patterns)]
+    table = report_table(runs, by, target)
+    paired = paired_table(table, against) if against is not None else None
     out = Path(out) if out is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
-    table = report_table(runs, by, target)
     csv_path = out / "report.csv"
     table.to_csv(csv_path, index=False)
-    return table, csv_path, report_figure(runs, out / "report.png", by)
+    if paired is not None:
+        paired.to_csv(out / "paired.csv", index=False)
+    return table, csv_path, report_figure(runs, out / "report.png", by), paired

@@ -296,20 +296,27 @@ def report(
     target: Annotated[float | None, typer.Option(
         help="test accuracy to reach: each run's simulated time and energy per device until its first "
              "evaluation at or above it (time_to_target_s, energy_to_target_j)", show_default=False)] = None,
+    against: Annotated[str | None, typer.Option(
+        help="a group (as the table names it): every other group's difference to it, seed by seed, "
+             "with mean and 95 % CI over the shared seeds (paired.csv)", show_default=False)] = None,
 ) -> None:
     """Compare runs: a table (report.csv) with a row per run and mean ± 95 % CI per group (policy,
     or the values of --by keys) over seeds, accuracy also read at the least cumulative energy any run
     spent; and a figure (report.png): accuracy and cumulative energy per device vs round, and
     accuracy vs cumulative energy per device."""
-    from cosim.campaign.report import NotARunFolder, rich_table, write_report
+    from cosim.campaign.report import NotARunFolder, UnknownGroup, paired_rich_table, rich_table, write_report
 
     try:
         keys = tuple(k.strip() for k in by.split(",") if k.strip())
-        table, csv_path, png_path = write_report(runs, out, keys, target)
-    except NotARunFolder as e:
+        table, csv_path, png_path, paired = write_report(runs, out, keys, target, against)
+    except (NotARunFolder, UnknownGroup) as e:
         fail(str(e))
     console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))
+    if paired is not None:
+        console.print(paired_rich_table(paired))
     console.print(f"table:  {csv_path}\nfigure: {png_path}", highlight=False)
+    if paired is not None:
+        console.print(f"paired: {csv_path.with_name('paired.csv')}", highlight=False)
 
 
 SWEEP_HELP = """Run every point of a sweep file's grid; again, to finish what is missing.
