@@ -204,7 +204,7 @@ def _protocol_plans(k: int, tau: int) -> dict[str, RoundPlan]:
     """One round of every device under each protocol: MiniLM-shaped messages (hidden 384, frozen
     embeddings) of one sample of 16 tokens per step, so that 50 LTE devices finish a round in
     seconds; the same bytes and computation either way."""
-    predictor = PayloadPredictor(384, torch.float32, 1_925, 150_000, embeddings_trainable=False)
+    predictor = PayloadPredictor(384, torch.float32, 1_925, 150_000, front_trainable=False)
     messages = predictor.messages(tau, 1, 16)
     times = StepTimes(0.002, 0.004, 0.004, 0.005, 0.01)
     per_step = per_step_steps(messages, times)

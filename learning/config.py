@@ -43,7 +43,11 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Which encoder, how the device part trains, what crosses the link.
+    """Which encoder, where it is cut, how the device part trains, what crosses the link.
+
+    `device_layers`: the encoder layers the device runs after its embeddings, with LoRA on their
+    query/value projections (trained, so the server sends the gradient of the activations back);
+    0 keeps every layer on the server. It must leave at least one layer on the server.
 
     `path=None` is the packaged all-MiniLM-L6-v2, verified by its pinned checksum; a local folder is
     verified only when `sha256` is given.
@@ -55,6 +59,7 @@ class ModelSettings:
     wire_dtype: str = "fp32"
     max_length: int = 64
     head_dropout: float = 0.0
+    device_layers: int = 0
 
     def __post_init__(self) -> None:
         _check(self.embeddings in EMBEDDING_MODES,
@@ -63,6 +68,7 @@ class ModelSettings:
                f"got {self.wire_dtype!r}")
         _check(self.max_length >= 2, f"max_length must be >= 2 tokens, got {self.max_length}")
         _check(0.0 <= self.head_dropout < 1.0, f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        _check(self.device_layers >= 0, f"device_layers must be >= 0, got {self.device_layers}")
         _check(self.sha256 is None or (len(self.sha256) == 64 and all(c in "0123456789abcdef"
                                                                        for c in self.sha256)),
                f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
@@ -70,6 +76,12 @@ class ModelSettings:
     @property
     def torch_wire_dtype(self) -> torch.dtype:
         return WIRE_DTYPES[self.wire_dtype]
+
+    @property
+    def device_trains_before_cut(self) -> bool:
+        """Whether anything the device runs before the link trains, so the activations' gradient
+        must come back down."""
+        return self.embeddings != "frozen" or self.device_layers > 0
 
 
 @dataclass(frozen=True)

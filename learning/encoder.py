@@ -7,6 +7,7 @@ fails loudly instead of training.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,11 +24,13 @@ WEIGHTS_FILE = "model.safetensors"
 
 @dataclass(frozen=True)
 class Family:
-    """Attribute names of one encoder family: its embeddings, its layer stack, its query/value layers."""
+    """Attribute names of one encoder family: its embeddings, its layer stack, the list of layers in
+    that stack, its query/value layers."""
 
     embeddings: str
     body: str
     query_value: tuple[str, ...]
+    layers: str = "layer"
 
 
 FAMILIES: dict[str, Family] = {
@@ -54,6 +57,19 @@ class Encoder:
     @property
     def body(self) -> nn.Module:
         return getattr(self.model, self.family.body)
+
+    @property
+    def depth(self) -> int:
+        """The number of layers in the stack."""
+        return len(getattr(self.body, self.family.layers))
+
+    def body_view(self, layers: slice) -> nn.Module:
+        """The layer stack running only `layers`: a shallow copy of its module whose layer list holds
+        the same layer modules, so no weight is copied and adapters added to them act in both."""
+        view = copy.copy(self.body)
+        view._modules = dict(self.body._modules)
+        setattr(view, self.family.layers, nn.ModuleList(list(getattr(self.body, self.family.layers))[layers]))
+        return view
 
     @property
     def hidden_size(self) -> int:

@@ -90,8 +90,9 @@ class PayloadPredictor:
 
     Split mode: the global device-side trainable parameters come down; per local step the device
     sends its activations with the attention mask (1 B/token), the server answers with its encoder
-    output, the device sends the gradient of that output, and (when the embeddings train) the server
-    answers with the gradient of the activations; last, the device's trainable parameters go up for
+    output, the device sends the gradient of that output, and (when what the device runs before the
+    cut trains: LoRA embeddings, or layers on the device) the server answers with the gradient of the
+    activations; last, the device's trainable parameters go up for
     aggregation. Unsplit mode sends all trainable parameters down and up, nothing per step.
     """
 
@@ -99,7 +100,7 @@ class PayloadPredictor:
     wire_dtype: torch.dtype
     device_params: int
     server_params: int
-    embeddings_trainable: bool
+    front_trainable: bool
     split: bool = True
 
     def messages(self, steps: int, batch: int, seq_len: int) -> tuple[Message, ...]:
@@ -111,7 +112,7 @@ class PayloadPredictor:
         mask = batch * seq_len
         step = [Message("activations", UP, activations + mask), Message("encoder_output", DOWN, activations),
                 Message("encoder_output_grad", UP, activations)]
-        if self.embeddings_trainable:
+        if self.front_trainable:
             step.append(Message("activations_grad", DOWN, activations))
         params = self.device_params * q
         return (Message("device_params", DOWN, params), *(step * steps), Message("device_params", UP, params))

@@ -1,4 +1,5 @@
-"""The model cut in two: the device keeps embeddings + task head, the server runs the LoRA-wrapped encoder.
+"""The model cut in two: the device keeps embeddings (and the first `device_layers` layers) + task head,
+the server runs the rest of the LoRA-wrapped encoder.
 
 Both parts reference the modules of one loaded encoder, so the frozen base exists once in memory;
 only the small trainable tensors differ between devices (see `trainable_state` / `load_trainable`).
@@ -39,20 +40,9 @@ class MeanPoolHead(nn.Module):
         return self.classifier(self.dropout(pooled))
 
 
-class DevicePart(nn.Module):
-    """What a device runs: token embeddings before the link, the task head after it."""
-
-    def __init__(self, embeddings: nn.Module, head: MeanPoolHead) -> None:
-        super().__init__()
-        self.embeddings = embeddings
-        self.head = head
-
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.embeddings(input_ids=input_ids)
-
-
-class ServerPart(nn.Module):
-    """What the server runs: the encoder layers with LoRA adapters (peft), fed with activations."""
+class LayerRun(nn.Module):
+    """A run of the encoder's layers fed with hidden states, LoRA inside: the server's part after the
+    cut, or the device's layers before it."""
 
     def __init__(self, body: nn.Module, config: PretrainedConfig) -> None:
         super().__init__()
@@ -66,6 +56,26 @@ class ServerPart(nn.Module):
         return self.body(hidden_states=hidden_states, attention_mask=mask).last_hidden_state
 
 
+class ServerPart(LayerRun):
+    """What the server runs: the encoder layers after the cut, with LoRA (peft), fed with activations."""
+
+
+class DevicePart(nn.Module):
+    """What a device runs: token embeddings and the layers before the cut (`blocks`, None at a cut
+    right after the embeddings), then the link, then the task head."""
+
+    def __init__(self, embeddings: nn.Module, head: MeanPoolHead, blocks: LayerRun | None = None) -> None:
+        super().__init__()
+        self.embeddings = embeddings
+        self.head = head
+        self.blocks = blocks
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The activations the device sends up."""
+        hidden = self.embeddings(input_ids=input_ids)
+        return hidden if self.blocks is None else self.blocks(hidden, attention_mask)
+
+
 @dataclass
 class SplitModel:
     device: DevicePart
@@ -73,7 +83,7 @@ class SplitModel:
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The unsplit forward through the same modules (evaluation, the unsplit mode, references)."""
-        hidden = self.server(self.device.embed(input_ids), attention_mask)
+        hidden = self.server(self.device.embed(input_ids, attention_mask), attention_mask)
         return self.device.head(hidden, attention_mask)
 
     def train(self, mode: bool = True) -> None:
@@ -88,18 +98,30 @@ def lora_config(settings: LoraSettings, targets: tuple[str, ...]) -> LoraConfig:
 
 def build_split_model(encoder: Encoder, model: ModelSettings, lora: LoraSettings, num_labels: int,
                       seed: int = 0) -> SplitModel:
-    """Freeze the base, add LoRA to the encoder (and to the word embeddings if asked), add a fresh head.
+    """Freeze the base, cut the encoder after `model.device_layers` layers, add LoRA to every layer
+    (and to the word embeddings if asked), add a fresh head.
 
     `seed` fixes the head and LoRA initialisation so that runs (and the modes compared) start equal.
     """
+    cut = model.device_layers
+    if cut >= encoder.depth:
+        raise ValueError(f"device_layers={cut} leaves no layer on the server: the model in {encoder.path} "
+                         f"has {encoder.depth} layers, so give 0 to {encoder.depth - 1}")
     torch.manual_seed(seed)
     encoder.model.requires_grad_(False)
     embeddings = encoder.embeddings
     if model.embeddings == "lora":
         inject_adapter_in_model(lora_config(lora, ("word_embeddings",)), embeddings)
-    body = get_peft_model(encoder.body, lora_config(lora, lora.target_modules or encoder.family.query_value))
+    targets = lora.target_modules or encoder.family.query_value
+    blocks = None
+    if cut:
+        front = encoder.body_view(slice(0, cut))
+        inject_adapter_in_model(lora_config(lora, targets), front)
+        blocks = LayerRun(front, encoder.model.config)
+    body = get_peft_model(encoder.body if cut == 0 else encoder.body_view(slice(cut, None)),
+                          lora_config(lora, targets))
     head = MeanPoolHead(encoder.hidden_size, num_labels, model.head_dropout)
-    return SplitModel(DevicePart(embeddings, head), ServerPart(body, encoder.model.config))
+    return SplitModel(DevicePart(embeddings, head, blocks), ServerPart(body, encoder.model.config))
 
 
 def trainable_parameters(module: nn.Module) -> dict[str, nn.Parameter]:

@@ -11,13 +11,14 @@ from learning.split import SplitModel
 
 
 def split_step(model: SplitModel, batch: Batch, link: Link) -> float:
-    """Device embeds, server encodes, device classifies; gradients travel back the same way.
+    """Device embeds (and runs its layers), server encodes, device classifies; gradients travel back
+    the same way.
 
     Each side only ever holds its own autograd graph: what crosses is a detached copy in the wire dtype.
     """
     device, server = model.device, model.server
     # device
-    embedded = device.embed(batch.input_ids)
+    embedded = device.embed(batch.input_ids, batch.attention_mask)
     activations = link.send("activations", UP, embedded, requires_grad=embedded.requires_grad)
     mask = link.send("attention_mask", UP, batch.attention_mask, message="activations")
     # server

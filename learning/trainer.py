@@ -21,7 +21,7 @@ from learning.aggregation import aggregator_class
 from learning.config import TrainerConfig
 from learning.data import Encoded, encode, load_dataset, split_dataset, subsample
 from learning.encoder import load_encoder
-from learning.flops import ServerStepFlops, server_step_flops_per_sample
+from learning.flops import StepFlops, step_flops_per_sample
 from learning.metrics import accuracy, macro_f1
 from learning.partition import label_counts, partition
 from learning.payload import DOWN, UP, Link, Message, Payload, PayloadPredictor, total
@@ -118,19 +118,29 @@ class SplitFedTrainer(_Experiment):
             hidden_size=self.hidden_size, wire_dtype=config.model.torch_wire_dtype,
             device_params=count_trainable(self.model.device),
             server_params=count_trainable(self.model.server),
-            embeddings_trainable=config.model.embeddings != "frozen", split=config.mode == "split")
+            front_trainable=config.model.device_trains_before_cut, split=config.mode == "split")
 
     @property
     def devices(self) -> int:
         return len(self.partitions)
 
     @functools.cached_property
-    def server_flops_per_sample(self) -> ServerStepFlops:
+    def server_flops_per_sample(self) -> StepFlops:
         """FLOPs of the server's part of one sample's training step (none unsplit: the device runs it all)."""
         if self.config.mode != "split":
-            return ServerStepFlops(0.0, 0.0)
-        return server_step_flops_per_sample(self.model.server, self.hidden_size, self.config.model.max_length,
-                                            activations_train=self.config.model.embeddings != "frozen")
+            return StepFlops(0.0, 0.0)
+        return step_flops_per_sample(self.model.server, self.hidden_size, self.config.model.max_length,
+                                     activations_train=self.config.model.device_trains_before_cut)
+
+    @functools.cached_property
+    def device_layer_flops_per_sample(self) -> StepFlops:
+        """FLOPs of the device's encoder layers (before the cut) in one sample's training step; none
+        when the cut follows the embeddings."""
+        blocks = self.model.device.blocks
+        if blocks is None:
+            return StepFlops(0.0, 0.0)
+        return step_flops_per_sample(blocks, self.hidden_size, self.config.model.max_length,
+                                     activations_train=self.config.model.embeddings != "frozen")
 
     def messages(self, device: int) -> tuple[Message, ...]:
         """The messages `local_train` will send for this device, predicted from shapes alone."""

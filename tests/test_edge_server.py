@@ -19,7 +19,7 @@ from cosim.simulator.simulation import Ns3Simulation
 from cosim.wire.messages import RoundPlan
 from learning.config import LoraSettings, ModelSettings
 from learning.encoder import FAMILIES, Encoder
-from learning.flops import server_step_flops_per_sample
+from learning.flops import step_flops_per_sample
 from learning.split import build_split_model
 from tests.test_ns3_scenario import RADIOS, fixed_cell
 
@@ -39,7 +39,7 @@ def test_server_flops_follow_the_layers_and_the_matrix_sizes():
     torch.manual_seed(0)
     d, d_ff, seq = 64, 128, 16
     forward_per_layer = seq * (2 * (4 * d * d + 2 * d * d_ff) + 4 * seq * d)
-    one, three = (server_step_flops_per_sample(tiny_split(n), d, seq, activations_train=False)
+    one, three = (step_flops_per_sample(tiny_split(n), d, seq, activations_train=False)
                   for n in (1, 3))
     per_layer = (three.total - one.total) / 2
     assert 2.0 * forward_per_layer <= per_layer <= 3.0 * forward_per_layer

@@ -47,7 +47,7 @@ def _grads(model: SplitModel) -> dict[str, torch.Tensor]:
 def _assert_same_forward(encoder: Encoder, model: SplitModel, batch: Batch) -> None:
     """The separately built 4-D mask gives what the whole model's forward computes, padding included."""
     with torch.no_grad():
-        split = model.server(model.device.embed(batch.input_ids), batch.attention_mask)
+        split = model.server(model.device.embed(batch.input_ids, batch.attention_mask), batch.attention_mask)
         whole = encoder.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     torch.testing.assert_close(split, whole.last_hidden_state, atol=1e-6, rtol=0)
 
@@ -116,3 +116,73 @@ def test_wire_dtype_sets_the_bytes_and_the_received_values(tmp_path, wire, size)
     sizes = {t.name: t.nbytes for t in link.transfers}
     assert sizes == {"activations": 4 * 16 * 32 * size, "attention_mask": 4 * 16,
                      "encoder_output": 4 * 16 * 32 * size, "encoder_output_grad": 4 * 16 * 32 * size}
+
+
+def _stock_gradients(encoder: Encoder, model: SplitModel, batch: Batch) -> dict[str, torch.Tensor]:
+    """The loss through the stock Hugging Face model's own forward (LoRA sits inside its layers), then
+    the split model's head: the reference the split step must reproduce."""
+    hidden = encoder.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    logits = model.device.head(hidden, batch.attention_mask)
+    torch.nn.functional.cross_entropy(logits, batch.labels).backward()
+    return _grads(model)
+
+
+@pytest.mark.parametrize("cut", [0, 2])
+@pytest.mark.parametrize("family", sorted(CONFIGS))
+def test_a_cut_after_any_layer_keeps_the_stock_models_gradients(tmp_path, family, cut):
+    encoder = load_encoder(tiny_model_dir(tmp_path, family, layers=4))
+    model = build_split_model(encoder, ModelSettings(device_layers=cut), LoraSettings(lora_dropout=0.0), 3)
+    model.train(False)
+    with torch.no_grad():  # LoRA B and the head non-zero, so every trainable tensor gets a gradient
+        for name, param in [*model.device.named_parameters(), *model.server.named_parameters()]:
+            if param.requires_grad and ("lora_B" in name or "head" in name):
+                param.normal_(0, 0.02)
+    batch = _batch(encoder, length=16)
+    reference = _stock_gradients(encoder, model, batch)
+    link = Link()
+    split_step(model, batch, link)
+    split = _grads(model)
+    assert split.keys() == reference.keys()
+    assert sum("lora_A" in name for name in split if name.startswith("device.")) == 2 * cut
+    for name in split:
+        assert split[name].abs().sum() > 0, name
+        torch.testing.assert_close(split[name], reference[name], atol=1e-6, rtol=0, msg=name)
+    # LoRA r = 8 on two projections of width 32 per layer: 2·(8·32 + 32·8) parameters each
+    per_layer = 2 * 2 * 8 * 32
+    assert count_trainable(model.device) == cut * per_layer + 32 * 3 + 3
+    assert count_trainable(model.server) == (4 - cut) * per_layer
+    s, d = 4, 32
+    sent = {(t.name, t.direction): t.nbytes for t in link.transfers}
+    expected = {("activations", UP): s * 16 * d * 4, ("attention_mask", UP): s * 16,
+                ("encoder_output", DOWN): s * 16 * d * 4, ("encoder_output_grad", UP): s * 16 * d * 4}
+    if cut:  # the device's layers train, so the activations' gradient comes back down
+        expected[("activations_grad", DOWN)] = s * 16 * d * 4
+    assert sent == expected
+
+
+def test_the_cut_moves_layer_flops_from_the_server_to_the_device(tmp_path):
+    from learning.flops import step_flops_per_sample
+
+    folder = tiny_model_dir(tmp_path, layers=4)
+    flops = {}
+    for cut in (0, 1, 3):
+        model = build_split_model(load_encoder(folder), ModelSettings(device_layers=cut), LoraSettings(), 3)
+        server = step_flops_per_sample(model.server, 32, 16, activations_train=cut > 0)
+        device = step_flops_per_sample(model.device.blocks, 32, 16, False) if cut else None
+        flops[cut] = server, device
+    whole = flops[0][0].forward
+    for cut in (1, 3):
+        server, device = flops[cut]
+        # forward passes add up layer by layer; each layer costs the same
+        assert device.forward + server.forward == pytest.approx(whole, rel=1e-9)
+        assert device.forward == pytest.approx(whole * cut / 4, rel=1e-9)
+
+
+@pytest.mark.parametrize("cut", [4, 9])
+def test_a_cut_that_leaves_the_server_nothing_is_refused(tmp_path, cut):
+    encoder = load_encoder(tiny_model_dir(tmp_path, layers=4))
+    refused = rf"device_layers={cut} leaves no layer on the server: .* has 4 layers, so give 0 to 3"
+    with pytest.raises(ValueError, match=refused):
+        build_split_model(encoder, ModelSettings(device_layers=cut), LoraSettings(), 3)
+    with pytest.raises(ValueError, match="device_layers must be >= 0"):
+        ModelSettings(device_layers=-1)

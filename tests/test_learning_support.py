@@ -13,20 +13,21 @@ from learning.encoder import default_model_path
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 TINY = dict(vocab_size=30522, max_position_embeddings=128)
 CONFIGS = {
-    "bert": lambda: BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=64, **TINY),
-    "roberta": lambda: RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, pad_token_id=0, **TINY),
-    "distilbert": lambda: DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, **TINY),
+    "bert": lambda layers: BertConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                                      intermediate_size=64, **TINY),
+    "roberta": lambda layers: RobertaConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                                            intermediate_size=64, pad_token_id=0, **TINY),
+    "distilbert": lambda layers: DistilBertConfig(dim=32, n_layers=layers, n_heads=2, hidden_dim=64, **TINY),
 }
 WORDS = {"sport": "match goal team score player", "tech": "chip software phone data code",
          "food": "bread soup cheese apple dinner"}
 
 
-def tiny_model_dir(folder: Path, family: str = "bert") -> Path:
-    """A random encoder of `family` saved with save_pretrained, with MiniLM's (BERT) tokenizer beside it."""
+def tiny_model_dir(folder: Path, family: str = "bert", layers: int = 2) -> Path:
+    """A random encoder of `family` with `layers` layers saved with save_pretrained, with MiniLM's
+    (BERT) tokenizer beside it."""
     torch.manual_seed(0)
-    AutoModel.from_config(CONFIGS[family]()).save_pretrained(folder)
+    AutoModel.from_config(CONFIGS[family](layers)).save_pretrained(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(default_model_path() / name, folder / name)
     return folder

@@ -41,7 +41,7 @@ def real_messages():
 
 def test_per_step_round_places_every_message_and_computation():
     predictor = PayloadPredictor(hidden_size=8, wire_dtype=torch.float32, device_params=10, server_params=20,
-                                 embeddings_trainable=True)
+                                 front_trainable=True)
     for tau in TAUS:
         messages = predictor.messages(tau, batch=2, seq_len=3)
         steps = per_step_steps(messages, TIMES)
@@ -57,7 +57,7 @@ def test_per_step_round_places_every_message_and_computation():
 
 
 def test_frozen_embeddings_charge_their_backward_before_the_gradient_goes_up():
-    predictor = PayloadPredictor(8, torch.float32, 10, 20, embeddings_trainable=False)
+    predictor = PayloadPredictor(8, torch.float32, 10, 20, front_trainable=False)
     steps = per_step_steps(predictor.messages(1, 2, 3), TIMES)
     kinds = [s.kind for s in steps]
     assert kinds == ["downlink", "device_compute", "uplink", "server_compute", "downlink", "device_compute",
@@ -141,7 +141,7 @@ def test_server_time_per_step_delays_completion_tau_times(radio, tol_per_step_s)
     and radio state at each message is then the same in both runs, up to the 1 ms TTI a shifted
     downlink message may wait for. (With short server times LTE's uplink messages are slower: a
     message that follows the previous one within TCP's delayed-ACK time waits for it.)"""
-    predictor = PayloadPredictor(64, torch.float32, 5_000, 50_000, embeddings_trainable=True)
+    predictor = PayloadPredictor(64, torch.float32, 5_000, 50_000, front_trainable=True)
     base = StepTimes(0.002, 0.003, 0.004, server_forward_s=0.1, server_backward_s=0.2)
     delta = 0.1
     for tau in TAUS:

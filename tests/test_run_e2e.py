@@ -89,6 +89,31 @@ def test_both_protocols_run_and_carry_the_same_bytes_in_their_own_messages(ns3_b
     pd.testing.assert_frame_equal(per_device[0].loc[common], per_device[1].loc[common])
 
 
+def test_a_cut_after_the_first_layer_runs_and_sends_the_activations_gradient(ns3_binary, tmp_path):
+    """`learning.model.device_layers=1`: the device runs MiniLM's first layer, which trains, so every
+    local step adds the activations' gradient (batch × tokens × 384 fp32 values) to the downlink, and
+    the device computes more than with the cut after the embeddings."""
+    tau = 2
+    tables, cfg = {}, None
+    for cut in (0, 1):
+        cfg = load_config("smoke", [f"results_dir={tmp_path / str(cut)}", f"learning.local_steps={tau}",
+                                    f"learning.model.device_layers={cut}"])
+        tables[cut] = pd.read_parquet(run_experiment(cfg).path / "devices.parquet")
+    done = tables[1][tables[1].delivered]
+    assert len(done) > 0 and (done.messages_delivered == 2 + 4 * tau).all()
+    assert (done.downlink_delivered_bytes == done.downlink_bytes).all()
+    columns = ["uplink_bytes", "downlink_bytes", "device_compute_s"]
+    first = [t[t.scheduled].groupby("device_id")[columns].first() for t in (tables[0], tables[1])]
+    common = first[0].index.intersection(first[1].index)
+    assert len(common) > 0
+    gradient = tau * cfg.learning.batch_size * cfg.learning.model.max_length * 384 * 4
+    layer_lora = 2 * 2 * 8 * 384 * 4  # the first layer's LoRA (r = 8, query and value) up and down, fp32
+    cut0, cut1 = first[0].loc[common], first[1].loc[common]
+    assert (cut1.downlink_bytes - cut0.downlink_bytes == gradient + layer_lora).all()
+    assert (cut1.uplink_bytes - cut0.uplink_bytes == layer_lora).all()
+    assert (cut1.device_compute_s > cut0.device_compute_s).all()
+
+
 def _ns3_children() -> list[int]:
     """Our cosim-scenario child processes, from /proc."""
     pids = []

@@ -108,7 +108,7 @@ def plan(t: int, scheduled, shares, up, down=20_000) -> RoundPlan:
 
 def per_step_plan(t: int, scheduled, shares) -> RoundPlan:
     """Split learning message by message: 2 local steps of 2 samples × 16 tokens of 64 floats."""
-    predictor = PayloadPredictor(64, torch.float32, 2_000, 20_000, embeddings_trainable=True)
+    predictor = PayloadPredictor(64, torch.float32, 2_000, 20_000, front_trainable=True)
     messages = predictor.messages(2, 2, 16)
     steps = per_step_steps(messages, StepTimes(0.001, 0.002, 0.002, 0.01, 0.02))
     return RoundPlan(t, np.array(scheduled, bool), np.array(shares, float), [steps] * len(scheduled), 10.0)

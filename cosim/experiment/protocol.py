@@ -5,8 +5,9 @@ Two protocols (``ExperimentConfig.protocol``):
 - ``per-step`` (default): split learning as it runs. The global device part comes down; in each of
   the τ local steps the device computes the embeddings and sends its activations, the server runs
   its forward pass and sends the encoder output, the device runs the head (forward and backward)
-  and sends the gradient of that output, the server runs its backward pass and, when the device's
-  embeddings train, sends the gradient of the activations, through which the device back-propagates;
+  and sends the gradient of that output, the server runs its backward pass and, when what the device
+  runs before the cut trains (LoRA embeddings, or its own layers: `device_layers`), sends the
+  gradient of the activations, through which the device back-propagates;
   last, the device's trainable parameters go up for aggregation. Every message is the learning
   side's (``learning.payload.Message``: the real tensors' bytes in the wire dtype).
 - ``lumped``: the paper's model. The device computes its whole round, sends all its uplink bytes,
@@ -14,8 +15,9 @@ Two protocols (``ExperimentConfig.protocol``):
 
 Both charge the same computation and carry the same bytes; they differ in what waits for what.
 Computation is split over a step by the FLOPs of its parts: the server's forward pass and its
-backward pass (counted on the real modules, learning/flops.py), the device's embedding forward,
-its head (forward and backward) and its embedding backward (``DeviceFlops``). With frozen
+backward pass (counted on the real modules, learning/flops.py), the device's forward before the
+cut (embeddings and its layers), its head (forward and backward) and its backward before the cut
+(``DeviceFlops``). With frozen
 embeddings the device model still charges their backward (cosim/experiment/runloop.py); it is placed with the
 head, before the gradient goes up.
 
@@ -30,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cosim.wire.steps import STEP_KINDS, Step, lumped_steps
+from learning.flops import StepFlops
 from learning.payload import DOWN, UP, Message
 
 __all__ = ["PROTOCOLS", "STEP_KINDS", "DeviceFlops", "Step", "StepTimes", "lumped_steps", "per_step_steps"]
@@ -39,20 +42,23 @@ PROTOCOLS = ("per-step", "lumped")
 
 @dataclass(frozen=True)
 class DeviceFlops:
-    """FLOPs of one sample's local step on the device, by part: the embeddings' forward pass (before the
-    activations go up), the head's forward and backward passes with the pooling (before the gradient
-    goes up) and the embeddings' backward pass (after the gradient of the activations came down)."""
+    """FLOPs of one sample's local step on the device, by part: the forward pass before the cut (the
+    embeddings and the device's layers, before the activations go up), the head's forward and backward
+    passes with the pooling (before the gradient goes up) and the backward pass before the cut (after
+    the gradient of the activations came down)."""
 
     embed_forward: float
     head: float
     embed_backward: float
 
     @classmethod
-    def of(cls, seq_len: int, hidden: int, labels: int) -> DeviceFlops:
+    def of(cls, seq_len: int, hidden: int, labels: int, layers: StepFlops | None = None) -> DeviceFlops:
         """Embeddings: three lookups summed and a LayerNorm, ~8 ops per element; mean pooling; the
-        linear head; a backward pass costs twice its forward."""
+        linear head; a backward pass costs twice its forward. The device's layers (`layers`, counted on
+        the real modules by learning/flops.py) add their own forward and backward passes."""
         embed, head = 8 * seq_len * hidden, seq_len * hidden + 2 * hidden * labels
-        return cls(float(embed), 3.0 * head, 2.0 * embed)
+        layers = layers or StepFlops(0.0, 0.0)
+        return cls(float(embed) + layers.forward, 3.0 * head, 2.0 * embed + layers.backward)
 
     @property
     def total(self) -> float:
@@ -93,7 +99,7 @@ def per_step_steps(messages: Sequence[Message], times: StepTimes) -> tuple[Step,
                 Step("uplink", bytes=up.nbytes))
     out: list[Step] = []
     step = 0
-    trains_embeddings = "activations_grad" in names
+    trains_before_cut = "activations_grad" in names
     for m in messages:
         kind = "uplink" if m.direction == UP else "downlink"
         if m.name == "device_params":
@@ -106,7 +112,7 @@ def per_step_steps(messages: Sequence[Message], times: StepTimes) -> tuple[Step,
             out += [Step("server_compute", seconds=times.server_forward_s, local_step=step),
                     Step(kind, bytes=m.nbytes, local_step=step)]
         elif m.name == "encoder_output_grad" and m.direction == UP:
-            head_s = times.head_s + (0.0 if trains_embeddings else times.embed_backward_s)
+            head_s = times.head_s + (0.0 if trains_before_cut else times.embed_backward_s)
             out += [Step("device_compute", seconds=head_s, local_step=step),
                     Step(kind, bytes=m.nbytes, local_step=step),
                     Step("server_compute", seconds=times.server_backward_s, local_step=step)]

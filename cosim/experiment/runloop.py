@@ -89,7 +89,8 @@ class DeviceCompute:
         c, learn = cfg.compute, cfg.learning
         k = cfg.scenario.devices
         freq = np.random.default_rng([cfg.seed, 0xC0]).uniform(c.f_min_hz, c.f_max_hz, k)
-        flops = DeviceFlops.of(learn.model.max_length, trainer.hidden_size, len(trainer.label_names))
+        flops = DeviceFlops.of(learn.model.max_length, trainer.hidden_size, len(trainer.label_names),
+                               trainer.device_layer_flops_per_sample)
         per_sample = c.cycles_per_sample or c.cycles_per_flop * flops.total
         samples = learn.local_steps * np.minimum(learn.batch_size, trainer.sample_counts)
         cycles = per_sample * samples

@@ -16,7 +16,7 @@ with Ns3Simulation(cfg) as sim:
 
     # any other exchange: a sequence of steps per device, walked by the device and the server
     messages = PayloadPredictor(384, torch.float32, device_params=1_925, server_params=150_000,
-                                embeddings_trainable=False).messages(steps=2, batch=1, seq_len=16)
+                                front_trainable=False).messages(steps=2, batch=1, seq_len=16)
     split = per_step_steps(messages, StepTimes(0.002, 0.004, 0.004, 0.005, 0.010))
     ping = [Step("uplink", bytes=100), Step("server_compute", seconds=0.01), Step("downlink", bytes=100)]
     sim.channel_report()
