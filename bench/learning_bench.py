@@ -3,7 +3,9 @@
 1. Time of one split training step vs one unsplit peft LoRA step on the same batch, interleaved in
    one run (goal: ratio <= 1.10).
 2. Server memory with 100 devices' LoRA states held until aggregation (goal: < 100 MB above the model).
-3. `--quality` (minutes): BBC News, 10 devices, Dirichlet(0.5), all devices every round, 30 rounds:
+3. A decoder (random weights, Llama-shaped: 8 layers, hidden 256) cut after 0, 2, 4 and 6 layers: the
+   server part's forward + backward and the whole split step, timed side by side in one run.
+4. `--quality` (minutes): BBC News, 10 devices, Dirichlet(0.5), all devices every round, 30 rounds:
    split federated LoRA (default server optimiser and lr schedule) vs centralised LoRA that sees the same
    number of samples (goal: split >= 0.90 and within 2 points).
 """
@@ -11,18 +13,21 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import AutoModel, LlamaConfig
 
 from bench.machine import machine
 from learning.config import DataSettings, ModelSettings, TrainerConfig
-from learning.data import encode, load_bbc
-from learning.encoder import load_encoder
+from learning.data import Batch, encode, load_bbc
+from learning.encoder import default_model_path, load_encoder
 from learning.payload import Link
 from learning.split import build_split_model, count_trainable
 from learning.step import split_step, unsplit_step
@@ -97,11 +102,59 @@ def bench_server_memory(devices: int) -> None:
     print(f"a full model copy per device would need {devices * model_mb:.0f} MB")
 
 
+def _llama_shaped(folder: Path, layers: int = 8, hidden: int = 256) -> Path:
+    """A random Llama-shaped decoder saved as a model folder, with MiniLM's tokenizer (the same
+    vocabulary size)."""
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
+                         num_attention_heads=8, num_key_value_heads=4, vocab_size=30522,
+                         max_position_embeddings=512, pad_token_id=0)
+    AutoModel.from_config(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(default_model_path() / name, folder / name)
+    return folder
+
+
+def bench_decoder_cuts(batch_size: int, seq_len: int, repeats: int,
+                       cuts: tuple[int, ...] = (0, 2, 4, 6)) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _llama_shaped(Path(tmp))
+        encoder = load_encoder(folder)
+        ids = torch.randint(1, 30522, (batch_size, seq_len))
+        batch = Batch(ids, torch.ones_like(ids, dtype=torch.bool), torch.zeros(batch_size, dtype=torch.long))
+        models = {cut: build_split_model(load_encoder(folder), ModelSettings(device_layers=cut),
+                                         TrainerConfig().lora, num_labels=3) for cut in cuts}
+        hidden = torch.randn(batch_size, seq_len, encoder.hidden_size)
+
+        def server_pass(cut: int) -> None:
+            out = models[cut].server(hidden, batch.attention_mask)
+            out.backward(torch.ones_like(out))
+
+        times: dict[tuple[str, int], list[float]] = {}
+        for i in range(repeats + 2):
+            for cut, model in models.items():
+                for kind, run in (("server", lambda c=cut: server_pass(c)),
+                                  ("split step", lambda m=model: split_step(m, batch, Link()))):
+                    start = time.perf_counter()
+                    run()
+                    if i >= 2:
+                        times.setdefault((kind, cut), []).append(time.perf_counter() - start)
+    print(f"\n## 3. A Llama-shaped decoder (8 layers, hidden 256, random weights), batch {batch_size} x "
+          f"{seq_len} tokens, median of {repeats} interleaved")
+    print(f"{'device_layers':<15}{'server fwd+bwd s':>18}{'vs cut 0':>10}{'split step s':>14}"
+          f"{'vs cut 0':>10}")
+    base = {kind: statistics.median(times[kind, cuts[0]]) for kind in ("server", "split step")}
+    for cut in cuts:
+        server, step = (statistics.median(times[kind, cut]) for kind in ("server", "split step"))
+        print(f"{cut:<15}{server:>18.4f}{server / base['server']:>10.2f}{step:>14.4f}"
+              f"{step / base['split step']:>10.2f}")
+
+
 def bench_quality(rounds: int, devices: int) -> None:
     data = DataSettings(devices=devices, partition="dirichlet", dirichlet_alpha=0.5)
     # rounds_hint tells the server lr schedule its horizon; it changes nothing else of the protocol.
     config = TrainerConfig(data=data, local_steps=2, batch_size=8, eval_every=10, rounds_hint=rounds)
-    print(f"\n## 3. Quality: BBC News, {devices} devices, Dirichlet(0.5), all devices every round, "
+    print(f"\n## 4. Quality: BBC News, {devices} devices, Dirichlet(0.5), all devices every round, "
           f"{rounds} rounds, tau={config.local_steps}, batch {config.batch_size}, "
           f"L={config.model.max_length}, aggregator {config.aggregator.name} (server lr "
           f"{config.server_lr:g}, {config.server_lr_decay} decay over {config.rounds_hint} rounds, "
@@ -141,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# learning benchmarks on {machine()}, torch {torch.__version__}")
     bench_step_time(a.batch, a.seq_len, a.repeats)
     bench_server_memory(a.memory_devices)
+    bench_decoder_cuts(8, a.seq_len, a.repeats)
     if a.quality:
         bench_quality(a.rounds, devices=10)
     return 0
