@@ -251,10 +251,18 @@ def test_measured_messages_equal_the_predicted_protocol(files, steps, embeddings
     assert [m.nbytes for m in measured[1:4]] == [activations + 4 * 12, activations, activations]
 
 
-def test_server_keeps_only_lora_tensors_per_device(files):
-    trainer = SplitFedTrainer(_config(files))
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_server_keeps_only_lora_tensors_per_device(files, tmp_path, family):
+    if family == "bert":
+        trainer = SplitFedTrainer(_config(files))
+        projections = [(32, 32), (32, 32)]
+    else:  # three layers, the first on the device; the value projection is 32 → 2 key/value heads of 8
+        folder = tiny_model_dir(tmp_path / family, family, layers=3)
+        trainer = SplitFedTrainer(_config((folder, files[1]), device_layers=1))
+        projections = [(32, 32), (32, 16)]
     updates = trainer.local_train(range(4))
-    lora_bytes = count_trainable(trainer.model.server) * 4
+    # LoRA r = 8 on query and value of each of the two server layers: 8·(in + out) fp32 values each
+    lora_bytes = 2 * sum(8 * (n_in + n_out) for n_in, n_out in projections) * 4
     assert all(sum(t.nbytes for t in u.server_state.values()) == lora_bytes for u in updates.values())
     assert all(all("lora_" in name for name in u.server_state) for u in updates.values())
 
