@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from learning.accelerator import DEVICES, PRECISIONS
 from learning.aggregation import NoKnobs, aggregator_class
 
 WIRE_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -168,6 +169,9 @@ class TrainerConfig:
     - `rounds_hint`: the horizon of that decay, normally the number of rounds the run will take (>= 1);
       None (default) keeps η constant at `server_lr` whatever `server_lr_decay` says, since the horizon
       is unknown: pass it, or set `server_lr` for a constant η (5e-3 for `fedadam`).
+    - `device`: `"auto"` (default: the GPU when torch sees one, else the CPU), `"cpu"` or `"cuda"`;
+      `precision`: `"fp32"` (default) or `"bf16"` (autocast forward passes). Neither changes a
+      simulated time, energy or payload (learning/accelerator.py).
     - `aggregation_weights`: `"samples"` (default, FedAvg: n_k) or `"inverse-participation"`
       (n_k / c_k, c_k = the rounds device k's update has been delivered in, this one included). A
       scheduler that picks devices by cost delivers some devices far more often than others, and
@@ -195,9 +199,13 @@ class TrainerConfig:
     server_lr_decay: str = "cosine"
     rounds_hint: int | None = None
     aggregation_weights: str = "samples"
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
+        _check(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.local_steps >= 1, f"local_steps must be >= 1, got {self.local_steps}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")

@@ -186,6 +186,9 @@ class Batch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
 
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
 
 @dataclass(frozen=True)
 class Encoded:

@@ -35,8 +35,9 @@ def step_flops_per_sample(layers: LayerRun, hidden_size: int, seq_len: int,
     params = [p for p in layers.parameters() if p.requires_grad]
     with torch.random.fork_rng():  # dropout draws here must not move the training's random stream
         torch.manual_seed(0)
-        activations = torch.zeros(1, seq_len, hidden_size, requires_grad=activations_train)
-        mask = torch.ones(1, seq_len, dtype=torch.long)
+        where = params[0].device if params else torch.device("cpu")
+        activations = torch.zeros(1, seq_len, hidden_size, requires_grad=activations_train, device=where)
+        mask = torch.ones(1, seq_len, dtype=torch.long, device=where)
         with FlopCounterMode(display=False) as forward:
             out = layers(activations, mask)
         with FlopCounterMode(display=False) as backward:

@@ -7,7 +7,8 @@ only the small trainable tensors differ between devices (see `trainable_state` /
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 
 import torch
 from peft import LoraConfig, get_peft_model, inject_adapter_in_model
@@ -15,6 +16,7 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers.masking_utils import create_bidirectional_mask
 
+from learning.accelerator import autocast
 from learning.config import LoraSettings, ModelSettings
 from learning.encoder import Encoder
 
@@ -126,11 +128,25 @@ class DevicePart(nn.Module):
 class SplitModel:
     device: DevicePart | DecoderDevicePart
     server: ServerPart | CausalRun
+    where: torch.device = field(default_factory=lambda: torch.device("cpu"))  # the torch device of both parts
+    precision: str = "fp32"
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The unsplit forward through the same modules (evaluation, the unsplit mode, references)."""
-        hidden = self.server(self.device.embed(input_ids, attention_mask), attention_mask)
-        return self.device.head(hidden, attention_mask)
+        with self.autocast():
+            hidden = self.server(self.device.embed(input_ids, attention_mask), attention_mask)
+            return self.device.head(hidden, attention_mask).float()
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context forward passes run in (`learning.precision`)."""
+        return autocast(self.where, self.precision)
+
+    def to(self, where: torch.device, precision: str = "fp32") -> SplitModel:
+        """Both parts moved to `where` (in place: the base is shared), forward passes in `precision`."""
+        self.device.to(where)
+        self.server.to(where)
+        self.where, self.precision = where, precision
+        return self
 
     def train(self, mode: bool = True) -> None:
         self.device.train(mode)

@@ -18,21 +18,25 @@ def split_step(model: SplitModel, batch: Batch, link: Link) -> float:
     """
     device, server = model.device, model.server
     # device
-    embedded = device.embed(batch.input_ids, batch.attention_mask)
+    with model.autocast():
+        embedded = device.embed(batch.input_ids, batch.attention_mask)
     activations = link.send("activations", UP, embedded, requires_grad=embedded.requires_grad)
     mask = link.send("attention_mask", UP, batch.attention_mask, message="activations")
     # server
-    encoded = server(activations, mask)
+    with model.autocast():
+        encoded = server(activations, mask)
     received = link.send("encoder_output", DOWN, encoded, requires_grad=True)
     # device
-    loss = F.cross_entropy(device.head(received, batch.attention_mask), batch.labels)
+    with model.autocast():
+        logits = device.head(received, batch.attention_mask)
+    loss = F.cross_entropy(logits.float(), batch.labels)
     loss.backward()
     output_grad = link.send("encoder_output_grad", UP, received.grad)
-    # server
-    encoded.backward(output_grad)
+    # server (a gradient arrives in fp32 and is cast to its output's dtype, bf16 under autocast)
+    encoded.backward(output_grad.to(encoded.dtype))
     if activations.requires_grad:
         activation_grad = link.send("activations_grad", DOWN, activations.grad)
-        embedded.backward(activation_grad)  # device
+        embedded.backward(activation_grad.to(embedded.dtype))  # device
     return loss.item()
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from learning.accelerator import resolve_device, to_device
 from learning.aggregate import State
 from learning.aggregation import aggregator_class
 from learning.config import TrainerConfig
@@ -70,7 +71,9 @@ class _Experiment:
         self.validation_data = encode(validation, encoder.tokenizer, config.model.max_length) \
             if len(validation) else None
         self.test_data = encode(test, encoder.tokenizer, config.model.max_length)
-        self.model = build_split_model(encoder, config.model, config.lora, len(self.label_names), config.seed)
+        self.where = resolve_device(config.device)
+        self.model = build_split_model(encoder, config.model, config.lora, len(self.label_names),
+                                       config.seed).to(self.where, config.precision)
         self.hidden_size = encoder.hidden_size
 
     def _optimizer(self, module: nn.Module) -> torch.optim.AdamW:
@@ -90,7 +93,7 @@ class _Experiment:
     def _metrics(self, data: Encoded) -> dict[str, float]:
         logits = torch.empty(len(data), len(self.label_names))
         for index, batch in data.by_length(self.config.eval_batch_size):
-            logits[index] = predict_logits(self.model, batch)
+            logits[index] = predict_logits(self.model, batch.to(self.where)).cpu()
         labels, predictions = data.labels.numpy(), logits.argmax(dim=1).numpy()
         return {"accuracy": accuracy(labels, predictions),
                 "macro_f1": macro_f1(labels, predictions, len(self.label_names)),
@@ -180,7 +183,7 @@ class SplitFedTrainer(_Experiment):
         for _ in range(self.config.local_steps):
             for _, optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
-            batch = self.train_data.batch(self._next_batch(device))
+            batch = self.train_data.batch(self._next_batch(device)).to(self.where)
             losses.append(split_step(self.model, batch, link) if split else unsplit_step(self.model, batch))
             self._add_local_terms()
             for _, optimizer in optimizers:
@@ -226,16 +229,20 @@ class SplitFedTrainer(_Experiment):
         """Everything later rounds depend on: the global states, the server optimisers' moments, the
         devices' batch samplers, their delivery counts and torch's generator (LoRA dropout). The base
         model is not in it."""
-        return {"global_server": self.global_server, "global_device": self.global_device,
-                "aggregator": self.aggregator.state_dict(),
-                "samplers": [rng.bit_generator.state for rng in self._rngs],
-                "deliveries": self.deliveries.copy(), "torch_rng": torch.get_rng_state()}
+        state = {"global_server": self.global_server, "global_device": self.global_device,
+                 "aggregator": self.aggregator.state_dict(),
+                 "samplers": [rng.bit_generator.state for rng in self._rngs],
+                 "deliveries": self.deliveries.copy(), "torch_rng": torch.get_rng_state()}
+        if self.where.type == "cuda":  # LoRA dropout draws there
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.where)
+        return to_device(state, "cpu")  # a checkpoint reads on any machine
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state_dict()` of a trainer built from the same config."""
         if len(state["samplers"]) != len(self._rngs):
             raise ValueError(f"the state is of {len(state['samplers'])} devices, this trainer has "
                              f"{len(self._rngs)}")
+        state = to_device(state, self.where)
         self.global_server, self.global_device = state["global_server"], state["global_device"]
         # checkpoints from before aggregators by name kept the server optimisers' states as "optimizers"
         self.aggregator.load_state_dict(state["aggregator"] if "aggregator" in state else state["optimizers"])
@@ -243,7 +250,9 @@ class SplitFedTrainer(_Experiment):
             rng.bit_generator.state = sampler
         # Checkpoints from before the delivery counts were kept: counted from here on.
         self.deliveries = np.array(state.get("deliveries", np.zeros(len(self._rngs))), dtype=np.int64)
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and self.where.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.where)
 
     def evaluate(self) -> dict[str, float]:
         load_trainable(self.model.server, self.global_server)
@@ -267,7 +276,8 @@ class CentralisedTrainer(_Experiment):
             for optimizer in self._optimizers:
                 optimizer.zero_grad(set_to_none=True)
             size = min(self.config.batch_size, len(self.train_data))
-            batch = self.train_data.batch(self._rng.choice(len(self.train_data), size=size, replace=False))
+            batch = self.train_data.batch(self._rng.choice(len(self.train_data), size=size,
+                                                           replace=False)).to(self.where)
             losses.append(unsplit_step(self.model, batch))
             for optimizer in self._optimizers:
                 optimizer.step()

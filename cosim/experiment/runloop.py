@@ -62,6 +62,7 @@ from cosim.simulator.simulation import Ns3Simulation, scenario_binary
 from cosim.simulator.zmq_client import ZmqSimulation
 from cosim.wire.messages import ChannelReport, RoundOutcome, RoundPlan, read_plan
 from cosim.wire.steps import Step, lumped_steps
+from learning.accelerator import describe
 from learning.payload import Message, total
 from learning.trainer import SplitFedTrainer, Update
 from optimizer import Plan, Policy, RoundInputs, Scheduler, build_policy, load_kernels
@@ -369,7 +370,8 @@ def run_rounds(cfg: ExperimentConfig, policy: Policy, run: RunDir,
         calibration.load_state_dict(checkpoint.calibration)
         plans = list(checkpoint.plans)
     with open_simulation(cfg, scenario, run.ns3_log, sum(map(len, steps))) as sim:
-        run.update_manifest(simulator={"transport": cfg.transport, **getattr(sim, "server_info", {})})
+        run.update_manifest(simulator={"transport": cfg.transport, **getattr(sim, "server_info", {})},
+                            learning_device=describe(trainer.where, cfg.learning.precision))
         replay(sim, plans, run)
         for t in range(len(plans), cfg.rounds):
             start = time.perf_counter()
