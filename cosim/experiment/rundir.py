@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import yaml
 
 from cosim.experiment.checkpoint import CHECKPOINT_NAME
@@ -173,9 +174,15 @@ class RunDir:
             f.write(f"{_now()} {message}\n")
 
     def finish(self, status: str, error: str | None = None) -> None:
-        self.manifest.update(end=_now(), status=status, error=error)
+        # The rounds table on disk is what finished: a signal between writing it and the manifest
+        # must not leave the manifest a round behind.
+        self.manifest.update(end=_now(), status=status, error=error, rounds_done=self._rounds_on_disk())
         self._write_manifest()
         self.log(f"finished: {status}" + (f": {error}" if error else ""))
+
+    def _rounds_on_disk(self) -> int:
+        table = self.path / "rounds.parquet"
+        return pq.read_metadata(table).num_rows if table.is_file() else 0
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=2, default=str)
