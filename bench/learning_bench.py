@@ -2,7 +2,8 @@
 
 1. Time of one split training step vs one unsplit peft LoRA step on the same batch, interleaved in
    one run (goal: ratio <= 1.10).
-2. Server memory with 100 devices' LoRA states held until aggregation (goal: < 100 MB above the model).
+2. Server memory with 100 devices' LoRA states held until aggregation (goal: < 100 MB above the model),
+   for MiniLM and for a Llama-shaped decoder.
 3. A decoder (random weights, Llama-shaped: 8 layers, hidden 256) cut after 0, 2, 4 and 6 layers: the
    server part's forward + backward and the whole split step, timed side by side in one run.
 4. `--quality` (minutes): BBC News, 10 devices, Dirichlet(0.5), all devices every round, 30 rounds:
@@ -79,8 +80,8 @@ def _rss_mb(field: str = "VmRSS") -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def bench_server_memory(devices: int) -> None:
-    config = TrainerConfig(model=ModelSettings(max_length=16),
+def bench_server_memory(devices: int, model_path: Path | None = None, label: str = "MiniLM") -> None:
+    config = TrainerConfig(model=ModelSettings(path=model_path, max_length=16),
                            data=DataSettings(devices=devices, partition="iid"), local_steps=1, batch_size=2)
     trainer = SplitFedTrainer(config)
     model_mb = sum(p.nbytes for part in (trainer.model.device, trainer.model.server)
@@ -93,7 +94,7 @@ def bench_server_memory(devices: int) -> None:
     peak = _rss_mb("VmHWM") - baseline
     states = sum(t.nbytes for u in updates.values() for t in (*u.server_state.values(),
                                                                  *u.device_state.values())) / MB
-    print(f"\n## 2. Server memory with {devices} devices' LoRA states (model {model_mb:.1f} MB of "
+    print(f"\n## 2. Server memory with {devices} devices' LoRA states, {label} (model {model_mb:.1f} MB of "
           f"parameters, LoRA {count_trainable(trainer.model.server)} params per device)")
     print(f"{'RSS before the round':<36}{baseline:>10.1f} MB")
     print(f"{'states held (tensor bytes)':<36}{states:>10.1f} MB")
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# learning benchmarks on {machine()}, torch {torch.__version__}")
     bench_step_time(a.batch, a.seq_len, a.repeats)
     bench_server_memory(a.memory_devices)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_server_memory(a.memory_devices, _llama_shaped(Path(tmp)), "a Llama-shaped decoder")
     bench_decoder_cuts(8, a.seq_len, a.repeats)
     if a.quality:
         bench_quality(a.rounds, devices=10)
