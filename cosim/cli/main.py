@@ -141,8 +141,10 @@ data_seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor
 protocol (per-step: split learning's messages one by one; lumped: the paper's one upload and one
 download per round), transport (shm, or zmq to reach ns-3 under `python -m cosim.ns3_server` at
 ns3_address; ns3_client_key and ns3_server_key when the server checks keys, `cosim keys new`);
-scenario.* (the ns-3 scenario), learning.* (model, lora, data, local_steps, batch_size, lr,
-eval_every ...), policy.* (name: a built-in policy or your class as module:Class, then the
+scenario.* (the ns-3 scenario), learning.* (model: path of an encoder or decoder folder and
+device_layers, the layers the device runs; lora, data, local_steps, batch_size, lr, eval_every;
+device: auto, cpu or cuda and precision: fp32 or bf16, which change no simulated number ...),
+policy.* (name: a built-in policy or your class as module:Class, then the
 policy's own knobs: lyapunov's v, mu_eta, solver, rate, energy_price (what a joule costs below the
 budget) and min_participation (the share of rounds each device takes part in at least; both 0 as
 in the paper); random-k's k, shares, rate; ... docs/scheduler.md lists them), compute.* (f_min_hz,
