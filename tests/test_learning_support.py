@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import torch
 from transformers import (
-    AutoModel,
     BertConfig,
     DistilBertConfig,
     GPT2Config,
@@ -17,10 +14,9 @@ from transformers import (
     RobertaConfig,
 )
 
-from learning.encoder import default_model_path
+from learning.encoder import MINILM_VOCABULARY, save_random_model
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-TINY = dict(vocab_size=30522, max_position_embeddings=128)
+TINY = dict(vocab_size=MINILM_VOCABULARY, max_position_embeddings=128)
 CONFIGS = {
     "bert": lambda layers: BertConfig(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                                       intermediate_size=64, **TINY),
@@ -28,15 +24,15 @@ CONFIGS = {
                                             intermediate_size=64, pad_token_id=0, **TINY),
     "distilbert": lambda layers: DistilBertConfig(dim=32, n_layers=layers, n_heads=2, hidden_dim=64, **TINY),
 }
-DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-               intermediate_size=64, vocab_size=30522, max_position_embeddings=128, pad_token_id=0)
+DECODER = dict(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
+               pad_token_id=0, **TINY)
 DECODERS = {
-    "gpt2": lambda layers: GPT2Config(n_embd=32, n_layer=layers, n_head=2, vocab_size=30522, n_positions=128,
-                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None,
-                                      eos_token_id=None),
-    "llama": lambda layers: LlamaConfig(**{**DECODER, "num_hidden_layers": layers}),
-    "qwen2": lambda layers: Qwen2Config(**{**DECODER, "num_hidden_layers": layers}),
-    "mistral": lambda layers: MistralConfig(**{**DECODER, "num_hidden_layers": layers}),
+    "gpt2": lambda layers: GPT2Config(n_embd=32, n_layer=layers, n_head=2, vocab_size=MINILM_VOCABULARY,
+                                      n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                      bos_token_id=None, eos_token_id=None),
+    "llama": lambda layers: LlamaConfig(num_hidden_layers=layers, **DECODER),
+    "qwen2": lambda layers: Qwen2Config(num_hidden_layers=layers, **DECODER),
+    "mistral": lambda layers: MistralConfig(num_hidden_layers=layers, **DECODER),
 }
 WORDS = {"sport": "match goal team score player", "tech": "chip software phone data code",
          "food": "bread soup cheese apple dinner"}
@@ -45,11 +41,7 @@ WORDS = {"sport": "match goal team score player", "tech": "chip software phone d
 def tiny_model_dir(folder: Path, family: str = "bert", layers: int = 2) -> Path:
     """A random encoder or decoder of `family` with `layers` layers saved with save_pretrained, with
     MiniLM's (BERT) tokenizer beside it (the vocabularies have the same size)."""
-    torch.manual_seed(0)
-    AutoModel.from_config({**CONFIGS, **DECODERS}[family](layers)).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(default_model_path() / name, folder / name)
-    return folder
+    return save_random_model({**CONFIGS, **DECODERS}[family](layers), folder)
 
 
 def topic_csv(path: Path, per_class: int = 20) -> Path:
