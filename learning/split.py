@@ -176,7 +176,7 @@ def build_split_model(encoder: Encoder, model: ModelSettings, lora: LoraSettings
         return _split_decoder(encoder, model, lora, targets, num_labels)
     embeddings = encoder.embeddings
     if model.embeddings == "lora":
-        inject_adapter_in_model(lora_config(lora, ("word_embeddings",)), embeddings)
+        inject_adapter_in_model(lora_config(lora, (encoder.family.word_embeddings,)), embeddings)
     blocks = None
     if cut:
         front = encoder.body_view(slice(0, cut))

@@ -13,8 +13,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from cosim.campaign.report import (
+    CannotPair,
     NotARunFolder,
-    UnknownGroup,
     _curves,
     accuracy_by_energy,
     load_run,
@@ -238,10 +238,10 @@ def test_groups_are_compared_seed_by_seed_against_one(results, tmp_path):
 
 def test_an_unknown_reference_group_lists_the_groups(results, tmp_path):
     listed = r"'lyapunov-fast' is not a group of these runs; they are: 'lyapunov'; 'random-k'"
-    with pytest.raises(UnknownGroup, match=listed):
+    with pytest.raises(CannotPair, match=listed):
         write_report([str(results)], tmp_path / "out", against="lyapunov-fast")
     result = CliRunner().invoke(app, ["report", str(results), "--against", "nobody",
                                       "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "is not a group of these runs" in result.output
-    with pytest.raises(UnknownGroup, match="one run per seed"):
+    with pytest.raises(CannotPair, match="one run per seed"):
         write_report([str(results)], tmp_path / "out", by=("seed",), against="1")

@@ -51,8 +51,9 @@ class NotARunFolder(ValueError):
     """A folder given to the report lacks a file every run folder has; the message names it."""
 
 
-class UnknownGroup(ValueError):
-    """`--against` names no group of the runs; the message lists those there are."""
+class CannotPair(ValueError):
+    """`--against` cannot pair these runs: it names no group of them (the message lists those there
+    are), or a group holds more than one run per seed."""
 
 
 @dataclass(frozen=True)
@@ -323,16 +324,16 @@ def paired_table(table: pd.DataFrame, against: str) -> pd.DataFrame:
     runs = table[table["row"] == "run"]
     groups = list(dict.fromkeys(runs["group"]))
     if against not in groups:
-        raise UnknownGroup(f"--against {against!r} is not a group of these runs; they are: "
+        raise CannotPair(f"--against {against!r} is not a group of these runs; they are: "
                            + "; ".join(repr(g) for g in groups))
     reference = runs[runs["group"] == against].set_index("seed")
     rows = []
     for label in groups:
-        other = runs[runs["group"] == label].set_index("seed")
         if label == against:
             continue
+        other = runs[runs["group"] == label].set_index("seed")
         if other.index.has_duplicates or reference.index.has_duplicates:
-            raise UnknownGroup(f"groups {label!r} and {against!r} must hold one run per seed to be paired; "
+            raise CannotPair(f"groups {label!r} and {against!r} must hold one run per seed to be paired; "
                                "group by more keys (--by)")
         seeds = other.index.intersection(reference.index)
         for metric in PAIRED:

@@ -306,12 +306,12 @@ def report(
     or the values of --by keys) over seeds, accuracy also read at the least cumulative energy any run
     spent; and a figure (report.png): accuracy and cumulative energy per device vs round, and
     accuracy vs cumulative energy per device."""
-    from cosim.campaign.report import NotARunFolder, UnknownGroup, paired_rich_table, rich_table, write_report
+    from cosim.campaign.report import CannotPair, NotARunFolder, paired_rich_table, rich_table, write_report
 
     try:
         keys = tuple(k.strip() for k in by.split(",") if k.strip())
         table, csv_path, png_path, paired = write_report(runs, out, keys, target, against)
-    except (NotARunFolder, UnknownGroup) as e:
+    except (NotARunFolder, CannotPair) as e:
         fail(str(e))
     console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))
     if paired is not None:
