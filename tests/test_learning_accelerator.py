@@ -3,6 +3,8 @@ changes a simulated number (only the model's own numerics, for bf16)."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -86,3 +88,8 @@ def test_precision_and_device_change_no_simulated_number(ns3_binary, tmp_path, o
     pd.testing.assert_frame_equal(_network_columns(runs["device=cpu"]), _network_columns(runs[other]),
                                   check_exact=True)
     assert len(_network_columns(runs[other]).columns) == len(NETWORK)
+    # the other setting did take effect: the manifest says so and the learning itself moved
+    setting, value = other.split("=")
+    assert json.loads((runs[other].path / "manifest.json").read_text())["learning_device"][setting] == value
+    losses = [pd.read_parquet(runs[s].path / "rounds.parquet")["train_loss"] for s in ("device=cpu", other)]
+    assert not losses[0].equals(losses[1])
