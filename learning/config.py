@@ -18,6 +18,7 @@ MODES = ("split", "unsplit")
 PARTITIONS = ("iid", "dirichlet", "shards")
 SERVER_LR_DECAYS = ("constant", "cosine", "linear")
 AGGREGATION_WEIGHTS = ("samples", "inverse-participation")
+TASKS = ("classification", "causal-lm")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -141,6 +142,10 @@ class AggregatorSettings:
 class TrainerConfig:
     """One experiment; `mode="unsplit"` is the comparison where each device holds the whole model.
 
+    `task`: `"classification"` (default: a pooled linear head on the device, accuracy, macro-F1) or
+    `"causal-lm"` (a decoder only: the model's pre-trained LM head on the device, frozen, next-token
+    loss on the data's texts or responses, perplexity; learning/data.py says what the files hold).
+
     Each device runs `local_steps` AdamW steps (`lr`, `weight_decay`) from the global state with a fresh
     optimiser. The server then averages the delivered states by sample count (FedAvg) and hands the
     average to a server optimiser (`aggregate.ServerOptimizer`) that treats Δ = average − global as a
@@ -181,6 +186,7 @@ class TrainerConfig:
       round-robin choice all c_k are about equal and the two weightings nearly agree.
     """
 
+    task: str = "classification"
     model: ModelSettings = field(default_factory=ModelSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     data: DataSettings = field(default_factory=DataSettings)
@@ -204,6 +210,7 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         _check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
+        _check(self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}")
         _check(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.local_steps >= 1, f"local_steps must be >= 1, got {self.local_steps}")

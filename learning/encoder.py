@@ -16,7 +16,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.utils import logging as hf_logging
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -58,12 +65,14 @@ FAMILIES: dict[str, Family] = {
 
 @dataclass
 class Encoder:
-    """A loaded encoder: the whole model (for the unsplit reference), its tokenizer and its family."""
+    """A loaded encoder: the whole model (for the unsplit reference), its tokenizer and its family;
+    for the causal-LM task, a decoder's pre-trained LM head (`lm_head`) too."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     family: Family
     path: Path
+    lm_head: nn.Module | None = None
 
     @property
     def embeddings(self) -> nn.Module:
@@ -107,9 +116,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 def save_random_model(config: PretrainedConfig, folder: Path, seed: int = 0) -> Path:
     """A model of `config` with random weights (drawn with `seed`) saved as a model folder, with
     MiniLM's tokenizer beside it (give the config its vocabulary, `MINILM_VOCABULARY`): for tests
-    and benchmarks of shapes, bytes and costs, where the weights do not matter."""
+    and benchmarks of shapes, bytes and costs, where the weights do not matter. A decoder is saved
+    with its LM head."""
     torch.manual_seed(seed)
-    AutoModel.from_config(config).save_pretrained(folder)
+    kind = AutoModelForCausalLM if FAMILIES.get(config.model_type, FAMILIES["bert"]).causal else AutoModel
+    kind.from_config(config).save_pretrained(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(default_model_path() / name, Path(folder) / name)
     return Path(folder)
@@ -155,8 +166,9 @@ def verify_weights(folder: Path, sha256: str) -> Path:
     return weights
 
 
-def load_encoder(path: Path | None = None, sha256: str | None = None) -> Encoder:
-    """Load an encoder and its tokenizer from a local folder (default: the packaged MiniLM, checksummed)."""
+def load_encoder(path: Path | None = None, sha256: str | None = None, lm_head: bool = False) -> Encoder:
+    """Load an encoder and its tokenizer from a local folder (default: the packaged MiniLM, checksummed);
+    with `lm_head`, a decoder with its pre-trained LM head (the causal-LM task)."""
     if path is None:
         path, sha256 = default_model_path(), sha256 or MINILM_SHA256
     folder = Path(path).expanduser()
@@ -164,13 +176,22 @@ def load_encoder(path: Path | None = None, sha256: str | None = None) -> Encoder
         raise FileNotFoundError(f"model folder {folder} does not exist: give the path of a local Hugging "
                                 "Face encoder folder, or leave it unset for the packaged all-MiniLM-L6-v2")
     family = _family_of(folder)
+    if lm_head and not family.causal:
+        raise ValueError(f"the causal-lm task needs a decoder (GPT-2/Llama/Qwen2/Mistral-style folder); "
+                         f"{folder} holds an encoder: set "
+                         "learning.model.path to a decoder folder, or use task classification")
     if sha256 is not None:
         verify_weights(folder, sha256)
     hf_logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+    head = None
+    if lm_head:
+        causal = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+        model, head = causal.base_model, causal.get_output_embeddings()
+    else:
+        model = AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     if family.causal:  # the head reads the last real token, so texts are padded on the right
         tokenizer.padding_side = "right"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-    return Encoder(model=model, tokenizer=tokenizer, family=family, path=folder)
+    return Encoder(model=model, tokenizer=tokenizer, family=family, path=folder, lm_head=head)

@@ -93,7 +93,9 @@ class PayloadPredictor:
     output, the device sends the gradient of that output, and (when what the device runs before the
     cut trains: LoRA embeddings, or layers on the device) the server answers with the gradient of the
     activations; last, the device's trainable parameters go up for
-    aggregation. Unsplit mode sends all trainable parameters down and up, nothing per step.
+    aggregation (a device that trains nothing, as in the causal-LM task with its frozen LM head and no
+    layers before the cut, neither fetches nor sends parameters). Unsplit mode sends all trainable
+    parameters down and up, nothing per step.
     """
 
     hidden_size: int
@@ -114,5 +116,7 @@ class PayloadPredictor:
                 Message("encoder_output_grad", UP, activations)]
         if self.front_trainable:
             step.append(Message("activations_grad", DOWN, activations))
+        if not self.device_params:
+            return tuple(step * steps)
         params = self.device_params * q
         return (Message("device_params", DOWN, params), *(step * steps), Message("device_params", UP, params))

@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model, inject_adapter_in_model
 from torch import nn
 from transformers import PretrainedConfig
@@ -18,6 +19,7 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from learning.accelerator import autocast
 from learning.config import LoraSettings, ModelSettings
+from learning.data import IGNORE_INDEX
 from learning.encoder import Encoder
 
 
@@ -40,6 +42,32 @@ class MeanPoolHead(nn.Module):
         weights = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
         pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         return self.classifier(self.dropout(pooled))
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the batch's texts."""
+        return F.cross_entropy(logits.float(), labels)
+
+
+class LmHead(nn.Module):
+    """Task head of the causal-LM task: the decoder's own pre-trained LM head (frozen, tied or not to
+    the word embeddings) on every position, so the device turns the server's output into next-token
+    logits without anything of the vocabulary's size crossing the link."""
+
+    def __init__(self, lm_head: nn.Module) -> None:
+        super().__init__()
+        self.lm_head = lm_head
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(hidden_states)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy over the target tokens of the batch (each position predicts the
+        next token; `IGNORE_INDEX` targets, padding and prompts, do not count): transformers' causal-LM
+        loss."""
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                               ignore_index=IGNORE_INDEX)
 
 
 class LayerRun(nn.Module):
@@ -97,7 +125,7 @@ class DecoderDevicePart(nn.Module):
     cut (`front`, the base model restricted to them, without its final norm), then the task head.
     `blocks` is that front fed with hidden states, for counting the layers' FLOPs (None at cut 0)."""
 
-    def __init__(self, front: nn.Module, head: LastTokenHead, has_layers: bool) -> None:
+    def __init__(self, front: nn.Module, head: LastTokenHead | LmHead, has_layers: bool) -> None:
         super().__init__()
         self.front = front
         self.head = head
@@ -137,6 +165,10 @@ class SplitModel:
             hidden = self.server(self.device.embed(input_ids, attention_mask), attention_mask)
             return self.device.head(hidden, attention_mask).float()
 
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The task's training loss (the head's)."""
+        return self.device.head.loss(logits, labels)
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """The context forward passes run in (`learning.precision`)."""
         return autocast(self.where, self.precision)
@@ -161,7 +193,8 @@ def lora_config(settings: LoraSettings, targets: tuple[str, ...]) -> LoraConfig:
 def build_split_model(encoder: Encoder, model: ModelSettings, lora: LoraSettings, num_labels: int,
                       seed: int = 0) -> SplitModel:
     """Freeze the base, cut the encoder after `model.device_layers` layers, add LoRA to every layer
-    (and to the word embeddings if asked), add a fresh head.
+    (and to the word embeddings if asked), add a fresh head: a classifier over `num_labels` classes,
+    or, for an encoder loaded with its LM head (the causal-LM task), that head.
 
     `seed` fixes the head and LoRA initialisation so that runs (and the modes compared) start equal.
     """
@@ -171,6 +204,8 @@ def build_split_model(encoder: Encoder, model: ModelSettings, lora: LoraSettings
                          f"has {encoder.depth} layers, so give 0 to {encoder.depth - 1}")
     torch.manual_seed(seed)
     encoder.model.requires_grad_(False)
+    if encoder.lm_head is not None:
+        encoder.lm_head.requires_grad_(False)
     targets = lora.target_modules or encoder.family.query_value
     if encoder.family.causal:
         return _split_decoder(encoder, model, lora, targets, num_labels)
@@ -227,5 +262,6 @@ def _split_decoder(encoder: Encoder, model: ModelSettings, lora: LoraSettings, t
         added = getattr(back, name)
         setattr(back, name, _NoPositions() if isinstance(added, nn.Embedding) else nn.Identity())
     body = get_peft_model(back, lora_config(lora, targets))
-    head = LastTokenHead(encoder.hidden_size, num_labels, model.head_dropout)
+    head = LastTokenHead(encoder.hidden_size, num_labels, model.head_dropout) if encoder.lm_head is None \
+        else LmHead(encoder.lm_head)
     return SplitModel(DecoderDevicePart(front, head, has_layers=cut > 0), CausalRun(body))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from learning.data import Batch
 from learning.payload import DOWN, UP, Link
@@ -11,8 +10,8 @@ from learning.split import SplitModel
 
 
 def split_step(model: SplitModel, batch: Batch, link: Link) -> float:
-    """Device embeds (and runs its layers), server encodes, device classifies; gradients travel back
-    the same way.
+    """Device embeds (and runs its layers), server encodes, device applies its head (a classifier or the
+    LM head) and the loss; gradients travel back the same way.
 
     Each side only ever holds its own autograd graph: what crosses is a detached copy in the wire dtype.
     """
@@ -29,7 +28,7 @@ def split_step(model: SplitModel, batch: Batch, link: Link) -> float:
     # device
     with model.autocast():
         logits = device.head(received, batch.attention_mask)
-    loss = F.cross_entropy(logits.float(), batch.labels)
+    loss = model.loss(logits, batch.labels)
     loss.backward()
     output_grad = link.send("encoder_output_grad", UP, received.grad)
     # server (a gradient arrives in fp32 and is cast to its output's dtype, bf16 under autocast)
@@ -42,7 +41,7 @@ def split_step(model: SplitModel, batch: Batch, link: Link) -> float:
 
 def unsplit_step(model: SplitModel, batch: Batch) -> float:
     """The same modules in one graph on one machine (the unsplit baseline; nothing crosses per step)."""
-    loss = F.cross_entropy(model.logits(batch.input_ids, batch.attention_mask), batch.labels)
+    loss = model.loss(model.logits(batch.input_ids, batch.attention_mask), batch.labels)
     loss.backward()
     return loss.item()
 

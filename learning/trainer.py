@@ -20,7 +20,7 @@ from learning.accelerator import resolve_device, to_device
 from learning.aggregate import State
 from learning.aggregation import aggregator_class
 from learning.config import TrainerConfig
-from learning.data import Encoded, encode, load_dataset, split_dataset, subsample
+from learning.data import IGNORE_INDEX, Encoded, encode, encode_lm, load_dataset, split_dataset, subsample
 from learning.encoder import load_encoder
 from learning.flops import StepFlops, step_flops_per_sample
 from learning.metrics import accuracy, macro_f1
@@ -59,31 +59,45 @@ class _Experiment:
     def __init__(self, config: TrainerConfig) -> None:
         self.config = config
         data = config.data
-        dataset = load_dataset(data.dataset, data.deduplicate)
+        self.language_model = config.task == "causal-lm"
+        dataset = load_dataset(data.dataset, data.deduplicate, self.language_model)
         if data.max_samples is not None:
             dataset = subsample(dataset, data.max_samples, data.seed)
         train, validation, test = split_dataset(dataset, data.test_fraction, data.validation_fraction,
                                                 data.seed)
         self.label_names = dataset.label_names
         self.train_labels = train.labels
-        encoder = load_encoder(config.model.path, config.model.sha256)
-        self.train_data = encode(train, encoder.tokenizer, config.model.max_length)
-        self.validation_data = encode(validation, encoder.tokenizer, config.model.max_length) \
-            if len(validation) else None
-        self.test_data = encode(test, encoder.tokenizer, config.model.max_length)
+        encoder = load_encoder(config.model.path, config.model.sha256, lm_head=self.language_model)
+        tokenise = functools.partial(encode_lm if self.language_model else encode,
+                                     tokenizer=encoder.tokenizer, max_length=config.model.max_length)
+        self.train_data = tokenise(train)
+        self.validation_data = tokenise(validation) if len(validation) else None
+        self.test_data = tokenise(test)
+        vocabulary = encoder.model.get_input_embeddings().num_embeddings
+        sets = (self.train_data, self.validation_data, self.test_data)
+        largest = max(int(data.input_ids.max()) for data in sets if data is not None)
+        if largest >= vocabulary:
+            raise ValueError(f"the tokenizer in {encoder.path} gives token id {largest}, but the model has "
+                             f"{vocabulary} token embeddings: the folder's tokenizer is not its model's")
         self.where = resolve_device(config.device)
         self.model = build_split_model(encoder, config.model, config.lora, len(self.label_names),
                                        config.seed).to(self.where, config.precision)
         self.hidden_size = encoder.hidden_size
+        # the causal-LM task's head: a vocabulary-wide projection at every position, on the device
+        self.lm_vocab = int(encoder.lm_head.weight.shape[0]) if encoder.lm_head is not None else None
 
-    def _optimizer(self, module: nn.Module) -> torch.optim.AdamW:
-        params = [p for p in module.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+    def _optimizers(self, *modules: nn.Module) -> list[torch.optim.AdamW]:
+        """One AdamW per module that has something to train (a device running only frozen parts has not)."""
+        groups = [[p for p in module.parameters() if p.requires_grad] for module in modules]
+        return [torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+                for params in groups if params]
 
     def evaluate(self) -> dict[str, float]:
-        """Accuracy, macro-F1 and mean cross-entropy of the current model on the test set (`accuracy`,
-        ...: what a paper reports) and on the validation set (`val_accuracy`, ...: what choices of
-        hyper-parameters look at; absent without a validation split)."""
+        """Of the current model on the test set (`accuracy`, ...: what a paper reports) and on the
+        validation set (`val_accuracy`, ...: what choices of hyper-parameters look at; absent without a
+        validation split): accuracy, macro-F1 and mean cross-entropy (`loss`) for classification;
+        mean next-token cross-entropy over the target tokens (`loss`, nats) and `perplexity`, its
+        exponential, for the causal-LM task."""
         self.model.train(False)
         metrics = self._metrics(self.test_data)
         if self.validation_data is not None:
@@ -91,6 +105,8 @@ class _Experiment:
         return metrics
 
     def _metrics(self, data: Encoded) -> dict[str, float]:
+        if self.language_model:
+            return self._lm_metrics(data)
         logits = torch.empty(len(data), len(self.label_names))
         for index, batch in data.by_length(self.config.eval_batch_size):
             logits[index] = predict_logits(self.model, batch.to(self.where)).cpu()
@@ -98,6 +114,22 @@ class _Experiment:
         return {"accuracy": accuracy(labels, predictions),
                 "macro_f1": macro_f1(labels, predictions, len(self.label_names)),
                 "loss": float(F.cross_entropy(logits, data.labels)), "samples": float(len(data))}
+
+    def _lm_metrics(self, data: Encoded) -> dict[str, float]:
+        """Summed over every target token of the set, then divided: each token weighs the same whatever
+        its text's length (a mean of per-batch means would not)."""
+        nll, tokens = 0.0, 0
+        for _, batch in data.by_length(self.config.eval_batch_size):
+            batch = batch.to(self.where)
+            targets = batch.labels[:, 1:]
+            with torch.inference_mode():
+                logits = self.model.logits(batch.input_ids, batch.attention_mask)[:, :-1]
+                nll += float(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum",
+                                             ignore_index=IGNORE_INDEX))
+            tokens += int((targets != IGNORE_INDEX).sum())
+        loss = nll / max(tokens, 1)
+        return {"loss": loss, "perplexity": float(np.exp(loss)), "tokens": float(tokens),
+                "samples": float(len(data))}
 
 
 class SplitFedTrainer(_Experiment):
@@ -175,18 +207,16 @@ class SplitFedTrainer(_Experiment):
         load_trainable(self.model.device, link.send_state("device_params", DOWN, self.global_device, params))
         load_trainable(self.model.server, self.global_server if split
                        else link.send_state("server_params", DOWN, self.global_server, params))
-        # Which side runs each optimiser: unsplit, the device holds the LoRA too.
-        optimizers = [("device", self._optimizer(self.model.device)),
-                      ("server" if split else "device", self._optimizer(self.model.server))]
+        optimizers = self._optimizers(self.model.device, self.model.server)
         self.model.train(True)
         losses = []
         for _ in range(self.config.local_steps):
-            for _, optimizer in optimizers:
+            for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
             batch = self.train_data.batch(self._next_batch(device)).to(self.where)
             losses.append(split_step(self.model, batch, link) if split else unsplit_step(self.model, batch))
             self._add_local_terms()
-            for _, optimizer in optimizers:
+            for optimizer in optimizers:
                 optimizer.step()
         server_state = trainable_state(self.model.server)
         if not split:
@@ -266,20 +296,20 @@ class CentralisedTrainer(_Experiment):
     def __init__(self, config: TrainerConfig) -> None:
         super().__init__(config)
         self._rng = np.random.default_rng(config.seed)
-        self._optimizers = [self._optimizer(self.model.device), self._optimizer(self.model.server)]
+        self.optimizers = self._optimizers(self.model.device, self.model.server)
 
     def train(self, steps: int) -> float:
         """`steps` steps of batch `config.batch_size` drawn from all training data; mean loss."""
         self.model.train(True)
         losses = []
         for _ in range(steps):
-            for optimizer in self._optimizers:
+            for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
             size = min(self.config.batch_size, len(self.train_data))
             batch = self.train_data.batch(self._rng.choice(len(self.train_data), size=size,
                                                            replace=False)).to(self.where)
             losses.append(unsplit_step(self.model, batch))
-            for optimizer in self._optimizers:
+            for optimizer in self.optimizers:
                 optimizer.step()
         return float(np.mean(losses))
 

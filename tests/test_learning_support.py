@@ -31,7 +31,9 @@ DECODERS = {
                                       n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                                       bos_token_id=None, eos_token_id=None),
     "llama": lambda layers: LlamaConfig(num_hidden_layers=layers, **DECODER),
-    "qwen2": lambda layers: Qwen2Config(num_hidden_layers=layers, **DECODER),
+    # Qwen2's tokenizer class adds its end-of-text token to MiniLM's vocabulary, as token 30522
+    "qwen2": lambda layers: Qwen2Config(num_hidden_layers=layers,
+                                        **{**DECODER, "vocab_size": MINILM_VOCABULARY + 1}),
     "mistral": lambda layers: MistralConfig(num_hidden_layers=layers, **DECODER),
 }
 WORDS = {"sport": "match goal team score player", "tech": "chip software phone data code",

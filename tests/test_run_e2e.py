@@ -12,6 +12,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -128,6 +129,36 @@ def test_a_tiny_decoder_cut_after_its_first_layer_runs_end_to_end(ns3_binary, tm
     done = devices[devices.delivered]
     assert len(done) > 0 and (done.messages_delivered == 2 + 4 * tau).all()
     assert (done.device_compute_s > 0).all() and (done.server_compute_s > 0).all()
+
+
+@pytest.mark.parametrize("cut", [0, 1])
+def test_causal_lm_fine_tuning_of_a_tiny_decoder_runs_end_to_end(ns3_binary, tmp_path, cut):
+    """`learning.task=causal-lm`: at cut 0 the device trains nothing (frozen embeddings and LM head), so
+    a round is τ × (activations up, output down, its gradient up) and no parameters; at cut 1 the
+    device's layer trains, which adds its LoRA down and up and the activations' gradient. The run
+    reports perplexity, not accuracy."""
+    from test_learning_support import tiny_model_dir
+
+    folder = tiny_model_dir(tmp_path / "model", "llama", layers=3)
+    data = tmp_path / "instructions.jsonl"
+    rows = [{"prompt": f"question {i} : what is for dinner ? answer :", "response": f" bread and soup {i}"}
+            for i in range(60)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tau = 2
+    cfg = load_config("smoke", [f"results_dir={tmp_path / 'results'}", f"learning.local_steps={tau}",
+                                "learning.task=causal-lm", f"learning.model.path={folder}",
+                                f"learning.model.device_layers={cut}", f"learning.data.dataset={data}"])
+    run = run_experiment(cfg)
+    assert json.loads((run.path / "manifest.json").read_text())["status"] == "completed"
+    rounds = pd.read_parquet(run.path / "rounds.parquet")
+    evaluated = rounds.dropna(subset=["perplexity"])
+    assert len(evaluated) > 0 and rounds["accuracy"].isna().all()
+    assert np.allclose(evaluated.perplexity, np.exp(evaluated.test_loss))  # the loss in nats
+    assert (evaluated.val_perplexity > 1).all()
+    assert (run.path / "plots" / "perplexity.png").is_file()
+    devices = pd.read_parquet(run.path / "devices.parquet")
+    done = devices[devices.delivered]
+    assert len(done) > 0 and (done.messages_delivered == (2 + 4 * tau if cut else 3 * tau)).all()
 
 
 def _ns3_children() -> list[int]:

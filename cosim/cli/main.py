@@ -141,7 +141,8 @@ data_seed, deadline_s, energy_budget_j, server_time_s, results_dir, flow_monitor
 protocol (per-step: split learning's messages one by one; lumped: the paper's one upload and one
 download per round), transport (shm, or zmq to reach ns-3 under `python -m cosim.ns3_server` at
 ns3_address; ns3_client_key and ns3_server_key when the server checks keys, `cosim keys new`);
-scenario.* (the ns-3 scenario), learning.* (model: path of an encoder or decoder folder and
+scenario.* (the ns-3 scenario), learning.* (task: classification, or causal-lm with a decoder and
+text or prompt/response rows; model: path of an encoder or decoder folder and
 device_layers, the layers the device runs; lora, data, local_steps, batch_size, lr, eval_every;
 device: auto, cpu or cuda and precision: fp32 or bf16, which change no simulated number ...),
 policy.* (name: a built-in policy or your class as module:Class, then the
@@ -203,12 +204,13 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
             fail(str(e))
 
     columns = (TextColumn("round"), MofNCompleteColumn(), BarColumn(),
-               TextColumn("acc {task.fields[acc]}  scheduled {task.fields[sched]}  "
+               TextColumn("{task.fields[metric]} {task.fields[acc]}  scheduled {task.fields[sched]}  "
                           "energy {task.fields[energy]}"),
                TimeElapsedColumn())
     folder: RunDir | None = None
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("rounds", total=cfg.rounds, acc="-", sched="-", energy="-")
+        task = progress.add_task("rounds", total=cfg.rounds, acc="-", sched="-", energy="-",
+                                 metric="acc" if cfg.learning.task == "classification" else "ppl")
         energy = 0.0
 
         def on_start(run_dir: RunDir) -> None:
@@ -224,7 +226,7 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
         def on_round(row: dict) -> None:
             nonlocal energy
             energy += row["energy_j"]
-            acc = row["accuracy"]
+            acc = row["accuracy"] if cfg.learning.task == "classification" else row["perplexity"]
             progress.update(task, advance=1, acc="-" if acc != acc else f"{acc:.3f}",
                             sched=f"{row['scheduled']}/{cfg.scenario.devices}", energy=f"{energy:.2f} J")
 
@@ -245,16 +247,19 @@ def _run_with_progress(cfg: ExperimentConfig | None, command: list[str],
 
 
 def _summary(folder: RunDir) -> None:
+    from cosim.experiment.rundir import quality_metric
+
     rounds, devices = folder.rounds_frame, folder.devices_frame
     sched = devices[devices["scheduled"]]
-    acc = rounds["accuracy"].dropna()
-    val = rounds["val_accuracy"].dropna() if "val_accuracy" in rounds else acc.iloc[:0]
+    metric = quality_metric(rounds)
+    acc = rounds[metric].dropna()
+    val = rounds[f"val_{metric}"].dropna() if f"val_{metric}" in rounds else acc.iloc[:0]
     ratio = (sched["realised_delay_s"] / sched["predicted_delay_s"]).median()
     table = Table("quantity", "value", title=f"{folder.path.name}")
     for name, value in (
         ("rounds", f"{len(rounds)}"),
-        ("final accuracy: test (report it)", f"{acc.iloc[-1]:.3f}" if len(acc) else "-"),
-        ("final accuracy: validation (choose by it)", f"{val.iloc[-1]:.3f}" if len(val) else "-"),
+        (f"final {metric}: test (report it)", f"{acc.iloc[-1]:.3f}" if len(acc) else "-"),
+        (f"final {metric}: validation (choose by it)", f"{val.iloc[-1]:.3f}" if len(val) else "-"),
         ("devices scheduled per round", f"{rounds['scheduled'].mean():.2f}"),
         ("delivered / scheduled", f"{int(rounds['delivered'].sum())}/{int(rounds['scheduled'].sum())}"),
         ("energy per scheduled device [J]", f"{sched['realised_energy_j'].mean():.3f}"),

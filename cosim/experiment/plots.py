@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cosim.experiment.rundir import quality_metric  # noqa: E402
+
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
@@ -20,16 +22,18 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_run(rounds: pd.DataFrame, devices: pd.DataFrame, folder: Path) -> list[Path]:
-    """accuracy.png, energy.png, queues.png, scheduled.png, delay_cdf.png in `folder`."""
+    """accuracy.png (perplexity.png for a causal-LM run), energy.png, queues.png, scheduled.png,
+    delay_cdf.png in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    evaluated = rounds.dropna(subset=["accuracy"])
-    ax.plot(evaluated["round"], evaluated["accuracy"], marker="o")
-    ax.set(xlabel="round", ylabel="test accuracy", title="Accuracy vs round")
+    metric = quality_metric(rounds)
+    evaluated = rounds.dropna(subset=[metric])
+    ax.plot(evaluated["round"], evaluated[metric], marker="o")
+    ax.set(xlabel="round", ylabel=f"test {metric}", title=f"{metric.capitalize()} vs round")
     ax.grid(alpha=0.3)
-    paths.append(_save(fig, folder / "accuracy.png"))
+    paths.append(_save(fig, folder / f"{metric}.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     energy = devices.pivot(index="round", columns="device_id", values="realised_energy_j").cumsum()

@@ -52,13 +52,20 @@ class DeviceFlops:
     embed_backward: float
 
     @classmethod
-    def of(cls, seq_len: int, hidden: int, labels: int, layers: StepFlops | None = None) -> DeviceFlops:
+    def of(cls, seq_len: int, hidden: int, labels: int, layers: StepFlops | None = None,
+           lm_vocab: int | None = None) -> DeviceFlops:
         """Embeddings: three lookups summed and a LayerNorm, ~8 ops per element; mean pooling; the
         linear head; a backward pass costs twice its forward. The device's layers (`layers`, counted on
-        the real modules by learning/flops.py) add their own forward and backward passes."""
-        embed, head = 8 * seq_len * hidden, seq_len * hidden + 2 * hidden * labels
+        the real modules by learning/flops.py) add their own forward and backward passes. With
+        `lm_vocab` (the causal-LM task) the head is the LM head at every position, 2·L·H·V FLOPs
+        forward and as many for the gradient of its input (its weights are frozen)."""
+        embed = 8 * seq_len * hidden
+        if lm_vocab:
+            head = 2 * (2 * seq_len * hidden * lm_vocab)
+        else:
+            head = 3 * (seq_len * hidden + 2 * hidden * labels)
         layers = layers or StepFlops(0.0, 0.0)
-        return cls(float(embed) + layers.forward, 3.0 * head, 2.0 * embed + layers.backward)
+        return cls(float(embed) + layers.forward, float(head), 2.0 * embed + layers.backward)
 
     @property
     def total(self) -> float:

@@ -54,6 +54,14 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def quality_metric(rounds: pd.DataFrame) -> str:
+    """The test metric a run's quality is read by: `accuracy` (classification, higher is better) or,
+    for a causal-LM run, which has none, `perplexity` (lower is better)."""
+    if rounds["accuracy"].notna().any() or "perplexity" not in rounds:
+        return "accuracy"
+    return "perplexity"
+
+
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)

@@ -91,7 +91,7 @@ class DeviceCompute:
         k = cfg.scenario.devices
         freq = np.random.default_rng([cfg.seed, 0xC0]).uniform(c.f_min_hz, c.f_max_hz, k)
         flops = DeviceFlops.of(learn.model.max_length, trainer.hidden_size, len(trainer.label_names),
-                               trainer.device_layer_flops_per_sample)
+                               trainer.device_layer_flops_per_sample, trainer.lm_vocab)
         per_sample = c.cycles_per_sample or c.cycles_per_flop * flops.total
         samples = learn.local_steps * np.minimum(learn.batch_size, trainer.sample_counts)
         cycles = per_sample * samples
@@ -426,6 +426,7 @@ def round_row(t: int, report: ChannelReport, outcome: RoundOutcome, plan: Plan,
         "accuracy": metrics.get("accuracy", nan), "macro_f1": metrics.get("macro_f1", nan),
         "test_loss": metrics.get("loss", nan), "val_accuracy": metrics.get("val_accuracy", nan),
         "val_macro_f1": metrics.get("val_macro_f1", nan), "val_loss": metrics.get("val_loss", nan),
+        "perplexity": metrics.get("perplexity", nan), "val_perplexity": metrics.get("val_perplexity", nan),
         "train_loss": float(np.mean([u.loss for u in updates.values()])) if updates else nan,
         "energy_j": float(realised.sum()), "predicted_energy_j": float(plan.predicted_energy_j.sum()),
         "objective": plan.objective, "lower_bound": nan if plan.lower_bound is None else plan.lower_bound,
