@@ -36,8 +36,9 @@ RUNS = {
 }
 
 
-def write_run(results: Path, policy: str, seed: int) -> Path:
-    """A finished run through RunDir.record, with the real columns the report reads."""
+def write_run(results: Path, policy: str, seed: int, metric: str = "accuracy") -> Path:
+    """A finished run through RunDir.record, with the real columns the report reads; its quality, the
+    accuracies of RUNS, as `metric` (a causal-LM run's is `perplexity`)."""
     accuracy, energy = RUNS[policy, seed]
     run = rundir.RunDir(load_config("smoke", [f"results_dir={results}", f"seed={seed}",
                                                f"policy.name={policy}", f"rounds={ROUNDS}"]))
@@ -46,7 +47,8 @@ def write_run(results: Path, policy: str, seed: int) -> Path:
         scheduled = e > 0
         delivered = scheduled & ~((t == 0) & (np.cumsum(scheduled) == 1))  # round 0 loses its first update
         run.record({"round": t, "scheduled": int(scheduled.sum()), "delivered": int(delivered.sum()),
-                    "accuracy": accuracy[t], "energy_j": float(e.sum()), "solver": policy, "license": "n/a",
+                    "accuracy": np.nan, metric: accuracy[t], "energy_j": float(e.sum()), "solver": policy,
+                    "license": "n/a",
                     "sim_time_s": 10.0 * t, "round_duration_s": 5.0 + t},
                    {"round": np.full(2, t), "device_id": np.arange(2), "scheduled": scheduled,
                     "delivered": delivered, "realised_energy_j": e, "energy_budget_j": np.full(2, 0.25),
@@ -234,6 +236,18 @@ def test_groups_are_compared_seed_by_seed_against_one(results, tmp_path):
     by_hand = np.mean([runs["random-k", s] - runs["lyapunov", s] for s in (1, 2)])
     assert energy["difference"] == pytest.approx(by_hand)
     assert set(paired["group"]) == {"random-k"}  # the reference is not compared with itself
+
+
+def test_causal_lm_runs_are_reported_and_paired_by_their_perplexity(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "git_commit", lambda: None)
+    for policy, seed in RUNS:
+        write_run(tmp_path / "results", policy, seed, metric="perplexity")
+    table, _, _, paired = write_report([str(tmp_path / "results")], tmp_path / "out", against="lyapunov")
+    runs = table[table["row"] == "run"].set_index(["policy", "seed"])
+    assert runs.loc[("lyapunov", 2), "final_perplexity"] == 0.8 and runs["final_accuracy"].isna().all()
+    row = paired.set_index(["group", "metric"]).loc[("random-k", "final_perplexity")]
+    assert row["difference"] == pytest.approx(-0.175) and (row["higher"], row["lower"]) == (0, 2)
+    assert "final_accuracy" not in set(paired["metric"])  # a metric no run has is not paired
 
 
 def test_an_unknown_reference_group_lists_the_groups(results, tmp_path):

@@ -39,9 +39,10 @@ RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet"
 GROUP_BY = ("policy.name",)  # runs with equal values of these config keys are averaged together
 PHASES = ("uplink_transfer_s", "downlink_transfer_s", "device_compute_s", "server_compute_s", "server_wait_s")
 # What a paired comparison differences, seed by seed.
-PAIRED = ("final_accuracy", "final_val_accuracy", "accuracy_over_energy", "energy_per_device_round_j",
-          "late_or_lost_share", "time_to_target_s", "energy_to_target_j")
-METRICS = ("rounds", "final_accuracy", "final_val_accuracy", "accuracy_at_common_energy",
+PAIRED = ("final_accuracy", "final_val_accuracy", "final_perplexity", "accuracy_over_energy",
+          "energy_per_device_round_j", "late_or_lost_share", "time_to_target_s", "energy_to_target_j")
+METRICS = ("rounds", "final_accuracy", "final_val_accuracy", "final_perplexity", "final_val_perplexity",
+           "accuracy_at_common_energy",
            "accuracy_over_energy", "mean_scheduled", "delivered_ratio", "late_or_lost_share",
            "energy_per_device_round_j", "energy_per_delivered_update_j", "energy_budget_j",
            "max_energy_over_budget", "scheduled_snr_db", *PHASES, "time_to_target_s", "energy_to_target_j")
@@ -240,6 +241,13 @@ def _scheduled_mean(devices: pd.DataFrame, column: str) -> float:
     return float(devices.loc[devices["scheduled"].astype(bool), column].mean())
 
 
+def _last(rounds: pd.DataFrame, column: str) -> float:
+    """The column's value at the last round that has one (NaN when none has: a causal-LM run has no
+    accuracy, a classification run no perplexity)."""
+    values = rounds[column].dropna() if column in rounds else pd.Series(dtype=float)
+    return float(values.iloc[-1]) if len(values) else np.nan
+
+
 def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP_BY,
               target: float | None = None) -> dict:
     """The run's row: its group (values of the config keys `by`), outcome (also at the common
@@ -248,8 +256,6 @@ def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP
     update the server received, the channel of the scheduled devices, where a scheduled device's
     round went (mean seconds per phase), and the simulated time and energy to reach `target`."""
     rounds, devices = run.rounds, run.devices
-    accuracy = rounds["accuracy"].dropna()
-    validation = rounds["val_accuracy"].dropna() if "val_accuracy" in rounds else pd.Series(dtype=float)
     per_device = devices.groupby("device_id")[["realised_energy_j", "energy_budget_j"]].mean()
     over_budget = per_device["realised_energy_j"] / per_device["energy_budget_j"]
     scheduled, delivered = int(rounds["scheduled"].sum()), int(rounds["delivered"].sum())
@@ -258,8 +264,8 @@ def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP
         "run": run.path.name, "group": run.label(by), "policy": run.policy, "seed": run.seed,
         "status": run.manifest.get("status"),
         "rounds": len(rounds),
-        "final_accuracy": float(accuracy.iloc[-1]) if len(accuracy) else np.nan,
-        "final_val_accuracy": float(validation.iloc[-1]) if len(validation) else np.nan,
+        **{f"final_{metric}": _last(rounds, metric) for metric in ("accuracy", "val_accuracy", "perplexity",
+                                                                    "val_perplexity")},
         "accuracy_at_common_energy": accuracy_at_energy(run, energy[1]), "common_energy_j": energy[1],
         "accuracy_over_energy": accuracy_over_energy(run, *energy), "energy_from_j": energy[0],
         "mean_scheduled": float(rounds["scheduled"].mean()),
@@ -336,7 +342,7 @@ def paired_table(table: pd.DataFrame, against: str) -> pd.DataFrame:
             raise CannotPair(f"groups {label!r} and {against!r} must hold one run per seed to be paired; "
                                "group by more keys (--by)")
         seeds = other.index.intersection(reference.index)
-        for metric in PAIRED:
+        for metric in (m for m in PAIRED if runs[m].notna().any()):  # not the other task's metrics
             difference = (other.loc[seeds, metric] - reference.loc[seeds, metric]).to_numpy(float)
             mean, half = mean_ci(difference)
             rows.append({"group": label, "against": against, "metric": metric, "difference": float(mean),
