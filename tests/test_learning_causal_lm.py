@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_learning_split import _grads
 from test_learning_support import DECODERS, tiny_model_dir
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForCausalLM
@@ -101,14 +102,6 @@ def test_the_split_loss_at_the_start_is_transformers_causal_lm_loss(tmp_path, fa
                              labels=batch.labels).loss
         loss = split_step(model, batch, Link())
         assert loss == pytest.approx(float(expected), rel=1e-6)  # float32: 1e-6 of a loss near ln V
-
-
-def _grads(model) -> dict[str, torch.Tensor]:
-    named = [*model.device.named_parameters(prefix="device"), *model.server.named_parameters(prefix="server")]
-    grads = {name: p.grad.clone() for name, p in named if p.requires_grad}
-    for _, p in named:
-        p.grad = None
-    return grads
 
 
 @pytest.mark.parametrize("cut", [0, 2])

@@ -12,7 +12,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -153,7 +152,6 @@ def test_causal_lm_fine_tuning_of_a_tiny_decoder_runs_end_to_end(ns3_binary, tmp
     rounds = pd.read_parquet(run.path / "rounds.parquet")
     evaluated = rounds.dropna(subset=["perplexity"])
     assert len(evaluated) > 0 and rounds["accuracy"].isna().all()
-    assert np.allclose(evaluated.perplexity, np.exp(evaluated.test_loss))  # the loss in nats
     assert (evaluated.val_perplexity > 1).all()
     assert (run.path / "plots" / "perplexity.png").is_file()
     devices = pd.read_parquet(run.path / "devices.parquet")
