@@ -250,6 +250,21 @@ def test_causal_lm_runs_are_reported_and_paired_by_their_perplexity(tmp_path, mo
     assert "final_accuracy" not in set(paired["metric"])  # a metric no run has is not paired
 
 
+def test_causal_lm_runs_are_drawn_by_their_perplexity(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "git_commit", lambda: None)
+    for policy, seed in RUNS:
+        write_run(tmp_path / "results", policy, seed, metric="perplexity")
+    close = plt.close
+    close("all")
+    monkeypatch.setattr(plt, "close", lambda fig: None)  # keep the figure to read it back
+    write_report([str(tmp_path / "results")], tmp_path / "out")
+    quality, _, trade = plt.gcf().axes[:3]
+    assert quality.get_ylabel() == trade.get_ylabel() == "test perplexity"
+    lyapunov = quality.get_lines()[0]  # groups in order: lyapunov first, its mean over seeds 1 and 2
+    np.testing.assert_allclose(lyapunov.get_ydata(), [0.25, 0.45, 0.7])
+    close("all")
+
+
 def test_an_unknown_reference_group_lists_the_groups(results, tmp_path):
     listed = r"'lyapunov-fast' is not a group of these runs; they are: 'lyapunov'; 'random-k'"
     with pytest.raises(CannotPair, match=listed):

@@ -33,6 +33,7 @@ from scipy import stats
 
 from cosim.experiment.config import ExperimentConfig
 from cosim.experiment.plots import plt
+from cosim.experiment.rundir import quality_metric
 from optimizer import knobs_of, policy_class
 
 RUN_FILES = ("config.yaml", "manifest.json", "rounds.parquet", "devices.parquet")
@@ -352,14 +353,16 @@ def paired_table(table: pd.DataFrame, against: str) -> pd.DataFrame:
                                        "seeds", "higher", "lower"])
 
 
-def _curves(runs: list[Run], by: tuple[str, ...] = GROUP_BY) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """Per policy: accuracy and cumulative energy per device, indexed by round, one column per run."""
+def _curves(runs: list[Run], by: tuple[str, ...] = GROUP_BY,
+            metric: str = "accuracy") -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per policy: the test `metric` (accuracy, or a causal-LM run's perplexity) and cumulative energy
+    per device, indexed by round, one column per run."""
     curves: dict[str, tuple[list[pd.Series], list[pd.Series]]] = {}
     for run in runs:
-        accuracy, energy = curves.setdefault(run.label(by), ([], []))
-        accuracy.append(run.rounds.set_index("round")["accuracy"].dropna())
+        quality, energy = curves.setdefault(run.label(by), ([], []))
+        quality.append(run.rounds.set_index("round")[metric].dropna())
         energy.append(cumulative_energy(run))
-    return {p: (pd.concat(a, axis=1), pd.concat(e, axis=1)) for p, (a, e) in sorted(curves.items())}
+    return {p: (pd.concat(q, axis=1), pd.concat(e, axis=1)) for p, (q, e) in sorted(curves.items())}
 
 
 def accuracy_by_energy(accuracy: pd.DataFrame, energy: pd.DataFrame) -> pd.DataFrame:
@@ -389,17 +392,24 @@ def mark_budget(ax, budget_j: float, reach_j: float) -> None:
                 ha="right", va="bottom", fontsize=9)
 
 
+# the panels' quality metric: its name on the axes and the range its bands are cut to
+QUALITY_AXES = {"accuracy": ("Accuracy", (0.0, 1.0)), "perplexity": ("Perplexity", (1.0, np.inf))}
+
+
 def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -> Path:
     """Three panels: accuracy vs round, cumulative energy per device vs round (with the budget), and
     accuracy vs cumulative energy per device (with the budget at the last round, see mark_budget,
-    and the common energy of the table), the panel that compares policies at the same energy."""
+    and the common energy of the table), the panel that compares policies at the same energy.
+    Causal-LM runs, which have no accuracy, are drawn by their test perplexity instead."""
+    metric = quality_metric(pd.concat([run.rounds for run in runs]))
+    name, (lo_q, hi_q) = QUALITY_AXES[metric]
     fig, (acc_ax, energy_ax, trade_ax) = plt.subplots(1, 3, figsize=(16, 4.6))
-    curves = _curves(runs, by)
-    for i, (policy, (accuracy, energy)) in enumerate(curves.items()):
+    curves = _curves(runs, by, metric)
+    for i, (policy, (quality, energy)) in enumerate(curves.items()):
         color = f"C{i}"
-        _band(acc_ax, accuracy, policy, color, 0.0, 1.0)
+        _band(acc_ax, quality, policy, color, lo_q, hi_q)
         _band(energy_ax, energy, policy, color, 0.0)
-        _band(trade_ax, accuracy_by_energy(accuracy, energy), policy, color, 0.0, 1.0)
+        _band(trade_ax, accuracy_by_energy(quality, energy), policy, color, lo_q, hi_q)
     budget = pd.concat([r.devices.groupby("round")["energy_budget_j"].mean() for r in runs], axis=1)
     budget = budget.mean(axis=1).cumsum()
     energy_ax.plot(budget.index, budget, "k--", lw=1.5, label="budget (cumulative)")
@@ -408,11 +418,11 @@ def report_figure(runs: list[Run], path: Path, by: tuple[str, ...] = GROUP_BY) -
     lo, hi = energy_range(runs)
     trade_ax.axvspan(lo, hi, color="0.5", alpha=0.1, lw=0, label="energy range (table)")
     trade_ax.axvline(hi, color="0.5", ls=":", lw=1.5, label="common energy (table)")
-    acc_ax.set(xlabel="round", ylabel="test accuracy", title="Accuracy (mean, 95 % CI over seeds)")
+    acc_ax.set(xlabel="round", ylabel=f"test {metric}", title=f"{name} (mean, 95 % CI over seeds)")
     energy_ax.set(xlabel="round", ylabel="cumulative energy per device [J]",
                   title="Energy per device (mean, 95 % CI over seeds)")
-    trade_ax.set(xlabel="cumulative energy per device [J]", ylabel="test accuracy",
-                 title="Accuracy for the energy spent (mean, 95 % CI)")
+    trade_ax.set(xlabel="cumulative energy per device [J]", ylabel=f"test {metric}",
+                 title=f"{name} for the energy spent (mean, 95 % CI)")
     for ax in (acc_ax, energy_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     entries: dict[str, object] = {}  # one legend under the panels: groups first, then the reference lines
