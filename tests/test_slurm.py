@@ -4,12 +4,14 @@ otherwise the Slurm that answers `sinfo` (a cluster's), or the test skips saying
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from cosim.campaign.sweep import load_sweep
@@ -70,3 +72,16 @@ def test_the_guides_sweep_gives_the_same_results_locally_and_on_slurm(ns3_binary
     assert scripts and "#SBATCH --comment=cosim-test" in scripts[0].read_text()  # launcher.sbatch
     for point in local_sweep.points():
         assert_same_rounds(slurm_sweep.folder / "runs" / point.name, local_sweep.folder / "runs" / point.name)
+
+    # A task that fails is named with its error and the log Slurm kept, not its folder's old state.
+    point = slurm_sweep.points()[0]
+    run = slurm_sweep.folder / "runs" / point.name
+    (run / "config.yaml").write_text(yaml.safe_dump({**slurm_sweep.run_config(point).to_dict(),
+                                                     "energy_budget_j": 0.05}, sort_keys=False))
+    (run / "manifest.json").write_text(json.dumps({"status": "interrupted", "rounds_done": 1,
+                                                   "rounds_planned": 3}))
+    failed = CliRunner().invoke(app, ["sweep", "run", str(GUIDE_SWEEP), *small, "name=slurm"])
+    assert failed.exit_code == 1, failed.output
+    said = "".join(failed.output.split())  # the console wraps long lines, within words too
+    assert f"{point.name}:failed:cosim.simulator.scenario.ConfigError:" in said
+    assert "(energy_budget_jdiffer)" in said and "_log.err)" in said

@@ -114,6 +114,13 @@ def test_rerunning_a_sweep_finishes_only_the_killed_run(ns3_binary, tmp_path):
     done = len(pd.read_parquet(victim / "rounds.parquet"))
     assert 1 <= done < 4
 
+    # The sweep folder moves (another mount point on a cluster node, say): its runs still continue.
+    (tmp_path / "results").rename(tmp_path / "moved")
+    path = write_sweep(tmp_path, results_dir=str(tmp_path / "moved"))
+    sweep = load_sweep(path)
+    victim = sweep.folder / "runs" / victim.name
+    stamps = {sweep.folder / "runs" / r.name: stamp for r, stamp in stamps.items()}
+    others = list(stamps)
     again = CliRunner().invoke(app, ["sweep", "run", str(path)])
     assert again.exit_code == 0, again.output
     assert "4 runs: 3 completed, 1 to run" in again.output
@@ -123,6 +130,30 @@ def test_rerunning_a_sweep_finishes_only_the_killed_run(ns3_binary, tmp_path):
     table = pd.read_csv(sweep.folder / "sweep.csv")
     assert list(table["status"]) == ["completed"] * 4 and set(table["seed"]) == {1, 2}
     assert "4 runs: 4 completed, 0 to run" in CliRunner().invoke(app, ["sweep", "run", str(path)]).output
+
+
+def test_a_point_whose_worker_fails_names_the_error_and_its_log(tmp_path):
+    """A run folder made with another config stops its worker before the run records anything; the
+    sweep says why and where the log is, not the state the folder's earlier attempt left."""
+    path = write_sweep(tmp_path, grid={"seed": [1]})
+    sweep = load_sweep(path)
+    point = sweep.points()[0]
+    run = sweep.folder / "runs" / point.name
+    run.mkdir(parents=True)
+    made_with = {**sweep.run_config(point).to_dict(), "energy_budget_j": 0.05}
+    (run / "config.yaml").write_text(yaml.safe_dump(made_with, sort_keys=False))
+    (run / "manifest.json").write_text(json.dumps({"status": "interrupted", "rounds_done": 2,
+                                                   "rounds_planned": 4}))
+    result = CliRunner().invoke(app, ["sweep", "run", str(path)])
+    assert result.exit_code == 1
+    log = sweep.folder / "logs" / f"{point.name}.log"
+    def squeezed(text: str) -> str:  # the console wraps long lines, within words too
+        return "".join(text.split())
+
+    said = squeezed(result.output)
+    assert squeezed(f"{point.name}: failed: cosim.simulator.scenario.ConfigError: {run} was made with "
+                    f"another config (energy_budget_j differ)") in said and squeezed(f"(log: {log})") in said
+    assert "Traceback" in log.read_text()
 
 
 SWEEPS = Path(__file__).resolve().parents[1] / "cosim" / "sweeps"

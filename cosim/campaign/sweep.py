@@ -273,6 +273,12 @@ def _claim(run: Path) -> Iterator[bool]:
         yield True
 
 
+def _experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a run computes, less where its folder lives: a sweep folder that was moved, or is reached
+    by another path (a link, a cluster node's mount), still continues its runs."""
+    return {k: v for k, v in cfg.to_dict().items() if k != "results_dir"}
+
+
 def run_point(folder: Path, name: str, threads: int) -> str:
     """Run, continue or skip one point of the sweep in `folder`; returns the run's state after.
 
@@ -292,7 +298,7 @@ def run_point(folder: Path, name: str, threads: int) -> str:
         if run_state(run) == "completed":
             return "completed"
         if run.is_dir():
-            made_with, wanted = load_config(run / "config.yaml").to_dict(), cfg.to_dict()
+            made_with, wanted = _experiment(load_config(run / "config.yaml")), _experiment(cfg)
             if made_with != wanted:
                 changed = sorted(k for k in wanted if made_with.get(k) != wanted[k])
                 raise ConfigError(f"{run} was made with another config ({', '.join(changed)} differ): "
@@ -321,6 +327,21 @@ def _worker_main(argv: list[str]) -> int:
 
 # -- launchers -----------------------------------------------------------------------------------
 
+def _last_line(text: str) -> str:
+    """The last non-empty line of a worker's output: its error, after any traceback."""
+    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "no output")
+
+
+def outcome(folder: Path, name: str, error: str | None, log: Path) -> str:
+    """A finished point as its user should read it: its run's state, or, when the worker failed,
+    the error and where the whole log is (a worker can fail before its run records anything, so
+    the run folder may still show the state an earlier attempt left)."""
+    state = run_state(folder / "runs" / name)
+    if error is None or state == "completed":
+        return state
+    return f"failed: {error} (log: {log})"
+
+
 def prepare(sweep: Sweep) -> list[Point]:
     """Write the sweep's folder and resolved file; the points still to do (not completed)."""
     for sub in ("runs", "logs"):
@@ -347,7 +368,10 @@ def run_local(sweep: Sweep, points: list[Point], on_done: Callable[[str, str], N
             for name, proc in list(running.items()):
                 if proc.poll() is not None:
                     del running[name]
-                    on_done(name, run_state(sweep.folder / "runs" / name))
+                    log = sweep.folder / "logs" / f"{name}.log"
+                    failed = proc.returncode not in (0, 130)  # 130: interrupted, as its run folder says
+                    error = _last_line(log.read_text(errors="replace")) if failed else None
+                    on_done(name, outcome(sweep.folder, name, error, log))
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         for proc in running.values():
@@ -382,13 +406,21 @@ def submit_slurm(sweep: Sweep, points: list[Point]) -> list[tuple[str, Any]]:
 
 
 def wait_slurm(sweep: Sweep, jobs: list[tuple[str, Any]], on_done: Callable[[str, str], None]) -> None:
-    """Poll the array until every task ended; each point's state is read from its run folder."""
+    """Poll the array until every task ended; each point's state is read from its run folder, and a
+    task that failed or never finished (cancelled, out of time) is named with its stderr's last line."""
+    from submitit.core.utils import UncompletedJobError
+
     pending = list(jobs)
     while pending:
         for name, job in list(pending):
             if job.done():
                 pending.remove((name, job))
-                on_done(name, run_state(sweep.folder / "runs" / name))
+                try:
+                    failed = job.exception() is not None
+                except UncompletedJobError:
+                    failed = True
+                error = _last_line(job.stderr() or "") if failed else None
+                on_done(name, outcome(sweep.folder, name, error, job.paths.stderr))
         time.sleep(1.0)
 
 
