@@ -196,6 +196,26 @@ def test_accuracy_is_averaged_over_the_energy_every_curve_covers(results, tmp_pa
     assert runs[("random-k", 1)] == pytest.approx((0.2 * (0.14 + 0.3) / 2 + 0.1 * (0.3 + 0.38) / 2) / 0.3)
 
 
+def test_a_run_first_evaluated_past_the_common_energy_is_flagged(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "git_commit", lambda: None)
+    accuracy, energy = RUNS["random-k", 1]
+    monkeypatch.setitem(RUNS, ("random-k", 1), ([np.nan, np.nan, accuracy[2]], energy))
+    for policy, seed in RUNS:
+        write_run(tmp_path / "results", policy, seed)
+    table = write_report([str(tmp_path / "results")], tmp_path / "out")[0]
+    runs = table[table["row"] == "run"].set_index(["policy", "seed"])
+    # random-k s1 is first evaluated after round 2, at (0.5 + 0.5 + 0.5) J over 2 devices; the common
+    # energy is still 0.6 J, so its accuracy there is read at 0.75 J
+    assert runs.loc[("random-k", 1), "first_evaluation_energy_j"] == pytest.approx(0.75)
+    assert runs.loc[("lyapunov", 2), "first_evaluation_energy_j"] == pytest.approx(0.3)
+    assert runs.loc[("random-k", 1), "accuracy_at_common_energy"] == pytest.approx(0.5)
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "results"), "--out", str(tmp_path / "o")],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "note: 1 run(s) (random-k) had spent more than the common energy (0.600 J per device) by their " \
+           "first evaluation" in result.output
+
+
 def test_what_papers_report_per_run_by_hand(results, tmp_path):
     table = write_report([str(results)], tmp_path / "out", target=0.4)[0]
     runs = table[table["row"] == "run"].set_index(["policy", "seed"])

@@ -311,7 +311,14 @@ def report(
     or the values of --by keys) over seeds, accuracy also read at the least cumulative energy any run
     spent; and a figure (report.png): accuracy and cumulative energy per device vs round, and
     accuracy vs cumulative energy per device."""
-    from cosim.campaign.report import CannotPair, NotARunFolder, paired_rich_table, rich_table, write_report
+    from cosim.campaign.report import (
+        CannotPair,
+        NotARunFolder,
+        paired_rich_table,
+        read_past_common_energy,
+        rich_table,
+        write_report,
+    )
 
     try:
         keys = tuple(k.strip() for k in by.split(",") if k.strip())
@@ -319,6 +326,15 @@ def report(
     except (NotARunFolder, CannotPair) as e:
         fail(str(e))
     console.print(rich_table(table, f"{int((table['row'] == 'run').sum())} run(s)"))
+    late = read_past_common_energy(table)
+    if len(late):
+        groups, common = ", ".join(sorted(set(late["group"]))), table["common_energy_j"].iloc[0]
+        console.print(
+            f"note: {len(late)} run(s) ({groups}) had spent more than the common energy ({common:.3f} J per "
+            "device) by their first evaluation, so their accuracy at the common energy and over the range is "
+            "that evaluation's, read after more energy than the others' (report.csv: "
+            "first_evaluation_energy_j); evaluating more often (learning.eval_every) compares them at equal "
+            "energy", highlight=False)
     if paired is not None:
         console.print(paired_rich_table(paired))
     console.print(f"table:  {csv_path}\nfigure: {png_path}", highlight=False)
