@@ -106,6 +106,7 @@ def test_rerunning_a_sweep_finishes_only_the_killed_run(ns3_binary, tmp_path):
     os.kill(pid, signal.SIGKILL)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, output  # one run did not complete
+    assert f"{victim.name}: failed: killed by SIGKILL" in output
     assert pid_gone(pid, within_s=3.0)
     others = [sweep.folder / "runs" / p.name for p in sweep.points() if p.name != victim.name]
     assert [run_state(r) for r in others] == ["completed"] * 3

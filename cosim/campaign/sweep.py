@@ -322,7 +322,7 @@ def _worker_main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         exit_interrupted()
     print(f"{name}: {state}")
-    return 0 if state == "completed" else 1
+    return 0 if state in ("completed", "running elsewhere") else 1  # the other launch reports it
 
 
 # -- launchers -----------------------------------------------------------------------------------
@@ -330,6 +330,29 @@ def _worker_main(argv: list[str]) -> int:
 def _last_line(text: str) -> str:
     """The last non-empty line of a worker's output: its error, after any traceback."""
     return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "no output")
+
+
+def _local_error(returncode: int, output: str) -> str | None:
+    """Why a local worker did not finish its point: None when it did, or was interrupted (130, which
+    its run folder records); the signal that killed it; else the last line of what it wrote."""
+    if returncode in (0, 130):
+        return None
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return _last_line(output)
+
+
+def _slurm_error(job: Any) -> str | None:
+    """Why a Slurm task did not finish its point: None when it returned; its error's last line when
+    it raised (submitit frames the task's traceback with dashes); its Slurm state when it left no
+    result (cancelled, out of time, its node lost)."""
+    if not job.paths.result_pickle.exists():
+        return f"no result, Slurm state {job.state}"
+    error = job.exception()
+    if error is None:
+        return None
+    parts = str(error).split("\n" + "-" * 22 + "\n")
+    return _last_line(parts[1] if len(parts) == 3 else str(error))
 
 
 def outcome(folder: Path, name: str, error: str | None, log: Path) -> str:
@@ -361,22 +384,24 @@ def run_local(sweep: Sweep, points: list[Point], on_done: Callable[[str, str], N
             while waiting and len(running) < sweep.launcher.workers:
                 point = waiting.pop(0)
                 with open(sweep.folder / "logs" / f"{point.name}.log", "ab") as log:
-                    running[point.name] = subprocess.Popen(
+                    start = log.tell()  # earlier attempts' output stays above
+                    running[point.name] = start, subprocess.Popen(
                         [sys.executable, "-m", "cosim.campaign.sweep", str(sweep.folder), point.name,
                          str(threads)],
                         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            for name, proc in list(running.items()):
+            for name, (start, proc) in list(running.items()):
                 if proc.poll() is not None:
                     del running[name]
                     log = sweep.folder / "logs" / f"{name}.log"
-                    failed = proc.returncode not in (0, 130)  # 130: interrupted, as its run folder says
-                    error = _last_line(log.read_text(errors="replace")) if failed else None
+                    with open(log, "rb") as output:
+                        output.seek(start)
+                        error = _local_error(proc.returncode, output.read().decode(errors="replace"))
                     on_done(name, outcome(sweep.folder, name, error, log))
             time.sleep(POLL_S)
     except KeyboardInterrupt:
-        for proc in running.values():
+        for _, proc in running.values():
             proc.send_signal(signal.SIGTERM)
-        for proc in running.values():
+        for _, proc in running.values():
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -407,20 +432,13 @@ def submit_slurm(sweep: Sweep, points: list[Point]) -> list[tuple[str, Any]]:
 
 def wait_slurm(sweep: Sweep, jobs: list[tuple[str, Any]], on_done: Callable[[str, str], None]) -> None:
     """Poll the array until every task ended; each point's state is read from its run folder, and a
-    task that failed or never finished (cancelled, out of time) is named with its stderr's last line."""
-    from submitit.core.utils import UncompletedJobError
-
+    task that failed or never finished is named with why (`_slurm_error`)."""
     pending = list(jobs)
     while pending:
         for name, job in list(pending):
             if job.done():
                 pending.remove((name, job))
-                try:
-                    failed = job.exception() is not None
-                except UncompletedJobError:
-                    failed = True
-                error = _last_line(job.stderr() or "") if failed else None
-                on_done(name, outcome(sweep.folder, name, error, job.paths.stderr))
+                on_done(name, outcome(sweep.folder, name, _slurm_error(job), job.paths.stderr))
         time.sleep(1.0)
 
 
