@@ -265,6 +265,7 @@ def test_causal_lm_runs_are_reported_and_paired_by_their_perplexity(tmp_path, mo
     table, _, _, paired = write_report([str(tmp_path / "results")], tmp_path / "out", against="lyapunov")
     runs = table[table["row"] == "run"].set_index(["policy", "seed"])
     assert runs.loc[("lyapunov", 2), "final_perplexity"] == 0.8 and runs["final_accuracy"].isna().all()
+    assert runs.loc[("lyapunov", 2), "first_evaluation_energy_j"] == pytest.approx(0.3)  # its round 0
     row = paired.set_index(["group", "metric"]).loc[("random-k", "final_perplexity")]
     assert row["difference"] == pytest.approx(-0.175) and (row["higher"], row["lower"]) == (0, 2)
     assert "final_accuracy" not in set(paired["metric"])  # a metric no run has is not paired

@@ -31,3 +31,13 @@ def test_an_interrupt_between_the_tables_and_the_manifest_leaves_them_agreeing(t
     manifest = json.loads((run.path / "manifest.json").read_text())
     assert len(pd.read_parquet(run.path / "rounds.parquet")) == 1
     assert (manifest["status"], manifest["rounds_done"]) == ("interrupted", 1)
+
+
+@pytest.mark.parametrize(("accuracy", "perplexity", "metric"), [
+    ([np.nan, 0.6], [np.nan, np.nan], "accuracy"),  # classification
+    ([np.nan, np.nan], [np.nan, 12.0], "perplexity"),  # causal LM
+    ([np.nan, np.nan], [np.nan, np.nan], "accuracy"),  # not evaluated yet: no perplexity says LM
+])
+def test_a_run_is_read_by_the_metric_its_task_reports(accuracy, perplexity, metric):
+    rounds = pd.DataFrame({"round": [0, 1], "accuracy": accuracy, "perplexity": perplexity})
+    assert rundir.quality_metric(rounds) == metric

@@ -261,7 +261,7 @@ def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP
     over_budget = per_device["realised_energy_j"] / per_device["energy_budget_j"]
     scheduled, delivered = int(rounds["scheduled"].sum()), int(rounds["delivered"].sum())
     time_to_target, energy_to_target = to_target(run, target)
-    spent = evaluated(run)[0]
+    tested = rounds.loc[rounds[quality_metric(rounds)].notna(), "round"]  # a causal-LM run's: perplexity
     return {
         "run": run.path.name, "group": run.label(by), "policy": run.policy, "seed": run.seed,
         "status": run.manifest.get("status"),
@@ -270,7 +270,7 @@ def summarise(run: Run, energy: tuple[float, float], by: tuple[str, ...] = GROUP
                                                                     "val_perplexity")},
         "accuracy_at_common_energy": accuracy_at_energy(run, energy[1]), "common_energy_j": energy[1],
         "accuracy_over_energy": accuracy_over_energy(run, *energy), "energy_from_j": energy[0],
-        "first_evaluation_energy_j": spent[0] if spent.size else np.nan,
+        "first_evaluation_energy_j": float(cumulative_energy(run)[tested.min()]) if len(tested) else np.nan,
         "mean_scheduled": float(rounds["scheduled"].mean()),
         "delivered_ratio": delivered / max(scheduled, 1),
         "late_or_lost_share": (scheduled - delivered) / scheduled if scheduled else np.nan,

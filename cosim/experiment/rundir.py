@@ -56,10 +56,11 @@ def git_commit() -> str | None:
 
 def quality_metric(rounds: pd.DataFrame) -> str:
     """The test metric a run's quality is read by: `accuracy` (classification, higher is better) or,
-    for a causal-LM run, which has none, `perplexity` (lower is better)."""
-    if rounds["accuracy"].notna().any() or "perplexity" not in rounds:
-        return "accuracy"
-    return "perplexity"
+    for a causal-LM run, which has none, `perplexity` (lower is better). A run not yet evaluated
+    has neither and reads as classification."""
+    if "perplexity" in rounds and rounds["perplexity"].notna().any() and rounds["accuracy"].isna().all():
+        return "perplexity"
+    return "accuracy"
 
 
 def _atomic_write(path: Path, write) -> None:
