@@ -35,6 +35,10 @@ from learning.split import (
 )
 from learning.step import predict_logits, split_step, unsplit_step
 
+# Evaluating a language model holds a batch's logits at once: bounded so that a large vocabulary
+# (Qwen2's 152k: 64 texts × 64 tokens would take 2.5 GB) does not exhaust memory.
+EVAL_LOGITS_BYTES = 256 * 2**20
+
 
 @dataclass
 class Update:
@@ -117,9 +121,13 @@ class _Experiment:
 
     def _lm_metrics(self, data: Encoded) -> dict[str, float]:
         """Summed over every target token of the set, then divided: each token weighs the same whatever
-        its text's length (a mean of per-batch means would not)."""
+        its text's length (a mean of per-batch means would not). A batch holds its logits, texts ×
+        length × vocabulary floats, so it has at most `learning.eval_batch_size` texts and at most
+        those that keep its logits within EVAL_LOGITS_BYTES."""
         nll, tokens = 0.0, 0
-        for _, batch in data.by_length(self.config.eval_batch_size):
+        per_text = 4 * data.input_ids.shape[1] * self.lm_vocab  # fp32 logits of the longest text
+        size = max(1, min(self.config.eval_batch_size, EVAL_LOGITS_BYTES // per_text))
+        for _, batch in data.by_length(size):
             batch = batch.to(self.where)
             targets = batch.labels[:, 1:]
             with torch.inference_mode():

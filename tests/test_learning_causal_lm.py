@@ -16,8 +16,9 @@ from transformers import AutoModelForCausalLM
 from transformers.loss.loss_utils import ForCausalLMLoss
 
 from cosim.experiment.protocol import DeviceFlops
+from learning import trainer as trainer_module
 from learning.config import DataSettings, LoraSettings, ModelSettings, TrainerConfig
-from learning.data import IGNORE_INDEX, Batch, TextDataset, encode_lm, load_dataset, load_lm_table
+from learning.data import IGNORE_INDEX, Batch, Encoded, TextDataset, encode_lm, load_dataset, load_lm_table
 from learning.encoder import load_encoder
 from learning.payload import DOWN, UP, Link
 from learning.split import LmHead, build_split_model
@@ -149,10 +150,19 @@ def _lm_trainer(tmp_path, family: str = "llama", cut: int = 0, **data) -> SplitF
         data=DataSettings(dataset=path, devices=3, partition="iid", **data), eval_batch_size=5))
 
 
-def test_perplexity_is_the_exponential_of_the_token_weighted_loss_of_the_stock_model(tmp_path):
+@pytest.mark.parametrize("logits_of_texts", [None, 2], ids=["eval_batch_size", "logits-budget"])
+def test_perplexity_is_the_exponential_of_the_token_weighted_loss_of_the_stock_model(tmp_path, monkeypatch,
+                                                                                     logits_of_texts):
     """Before training, the split model is the stock one: summing `AutoModelForCausalLM`'s loss text by
-    text, weighted by each text's target tokens, gives the test set's mean loss and its perplexity."""
+    text, weighted by each text's target tokens, gives the test set's mean loss and its perplexity;
+    also when the logits' memory bound, not `eval_batch_size`, sets how many texts a batch holds."""
     trainer = _lm_trainer(tmp_path)
+    sizes = []
+    by_length = Encoded.by_length
+    monkeypatch.setattr(Encoded, "by_length", lambda self, size: sizes.append(size) or by_length(self, size))
+    if logits_of_texts is not None:
+        per_text = 4 * trainer.test_data.input_ids.shape[1] * trainer.lm_vocab
+        monkeypatch.setattr(trainer_module, "EVAL_LOGITS_BYTES", logits_of_texts * per_text + per_text - 1)
     stock = AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
     data = trainer.test_data
     total, tokens = 0.0, 0
@@ -168,6 +178,7 @@ def test_perplexity_is_the_exponential_of_the_token_weighted_loss_of_the_stock_m
     assert metrics["loss"] == pytest.approx(total / tokens, abs=1e-5)
     assert metrics["perplexity"] == pytest.approx(math.exp(total / tokens), rel=1e-5)
     assert "accuracy" not in metrics and metrics["val_perplexity"] > 1
+    assert set(sizes) == {logits_of_texts or 5}  # eval_batch_size=5
 
 
 def test_a_round_lowers_the_loss_and_its_messages_are_the_predicted_ones(tmp_path):
