@@ -62,12 +62,16 @@ class LmHead(nn.Module):
         return self.lm_head(hidden_states)
 
     @staticmethod
-    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy over the target tokens of the batch (each position predicts the
-        next token; `IGNORE_INDEX` targets, padding and prompts, do not count): transformers' causal-LM
-        loss."""
-        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                               ignore_index=IGNORE_INDEX)
+    def targets(labels: torch.Tensor) -> torch.Tensor:
+        """What each position predicts: the next token (`IGNORE_INDEX` for padding and prompts)."""
+        return labels[:, 1:]
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Next-token cross-entropy over the target tokens of the batch, their mean (transformers'
+        causal-LM loss) or, with `reduction="sum"`, their sum (evaluation weighs every token alike)."""
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), LmHead.targets(labels).flatten(),
+                               ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
 class LayerRun(nn.Module):

@@ -27,6 +27,7 @@ from learning.metrics import accuracy, macro_f1
 from learning.partition import label_counts, partition
 from learning.payload import DOWN, UP, Link, Message, Payload, PayloadPredictor, total
 from learning.split import (
+    LmHead,
     build_split_model,
     count_trainable,
     load_trainable,
@@ -129,12 +130,10 @@ class _Experiment:
         size = max(1, min(self.config.eval_batch_size, EVAL_LOGITS_BYTES // per_text))
         for _, batch in data.by_length(size):
             batch = batch.to(self.where)
-            targets = batch.labels[:, 1:]
             with torch.inference_mode():
-                logits = self.model.logits(batch.input_ids, batch.attention_mask)[:, :-1]
-                nll += float(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum",
-                                             ignore_index=IGNORE_INDEX))
-            tokens += int((targets != IGNORE_INDEX).sum())
+                logits = self.model.logits(batch.input_ids, batch.attention_mask)
+                nll += float(LmHead.loss(logits, batch.labels, reduction="sum"))
+            tokens += int((LmHead.targets(batch.labels) != IGNORE_INDEX).sum())
         loss = nll / max(tokens, 1)
         return {"loss": loss, "perplexity": float(np.exp(loss)), "tokens": float(tokens),
                 "samples": float(len(data))}
